@@ -1,0 +1,115 @@
+"""Configuration: built-in defaults, then config.toml, then PAIN_<SECTION>_<KEY> environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from model.settings import EngineSettings
+
+ENV_PREFIX = "PAIN_"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload_bytes: int = 20_000_000
+    default_limit: int = 5
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: str = "data"
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    format: str = "auto"
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+
+SECTIONS = {"server": ServerSettings, "storage": StorageSettings, "logging": LoggingSettings, "engine": EngineSettings}
+CHOICES = {("logging", "format"): ("auto", "console", "json"), ("logging", "level"): ("debug", "info", "warning", "error")}
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load the configuration; a missing file at the default path means built-in defaults.
+
+    Raises ConfigError for an unreadable file, an unknown key, or a value of the wrong type.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, dict] = {name: {} for name in SECTIONS}
+
+    if path is not None:
+        file_path = Path(path)
+        if not file_path.is_file():
+            raise ConfigError(f"config file not found: {file_path}")
+        try:
+            loaded = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path} is not valid TOML: {exc}") from None
+        for section, table in loaded.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown config section [{section}] in {file_path}: use one of {', '.join(SECTIONS)}")
+            values[section].update(table)
+
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
+        if section in SECTIONS and key:
+            values[section][key] = _parse_env(name, raw, SECTIONS[section], key)
+
+    built = {section: _build(section, SECTIONS[section], table) for section, table in values.items()}
+    return Config(**built)
+
+
+def _build(section: str, cls: type, table: dict):
+    known = {f.name for f in fields(cls)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"unknown config key {section}.{key}: valid keys are {', '.join(sorted(known))}")
+    for key, value in table.items():
+        expected = type(getattr(cls(), key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            table[key] = value = float(value)
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            raise ConfigError(f"{section}.{key} must be a {expected.__name__}, got {value!r}")
+        choices = CHOICES.get((section, key))
+        if choices and value not in choices:
+            raise ConfigError(f"{section}.{key} must be one of {', '.join(choices)}, got {value!r}")
+        if expected in (int, float) and value < 0:
+            raise ConfigError(f"{section}.{key} must not be negative, got {value!r}")
+    return cls(**table)
+
+
+def _parse_env(name: str, raw: str, cls: type, key: str):
+    defaults = cls()
+    if not hasattr(defaults, key):
+        raise ConfigError(f"environment variable {name} sets no known key: check the spelling")
+    expected = type(getattr(defaults, key))
+    try:
+        if expected is bool:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return expected(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a {expected.__name__}, got {raw!r}") from None

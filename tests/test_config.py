@@ -1,0 +1,52 @@
+import pytest
+
+from pain_actors.config import ConfigError, load_config
+
+
+def test_defaults_without_file():
+    config = load_config(None, environ={})
+    assert config.server.host == "127.0.0.1"
+    assert config.engine.backbone == "efficientnet_lite0"
+
+
+def test_shipped_config_matches_defaults():
+    assert load_config("config.toml", environ={}) == load_config(None, environ={})
+
+
+def test_environment_overrides_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[server]\nport = 9000\n[engine]\nthreads = 1\n")
+    config = load_config(path, environ={"PAIN_SERVER_PORT": "9100", "PAIN_ENGINE_DENSE_RATIO": "0.9"})
+    assert config.server.port == 9100
+    assert config.engine.threads == 1
+    assert config.engine.dense_ratio == 0.9
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[server]\nport = 'eighty'\n", "server.port must be a int"),
+        ("[server]\nprot = 80\n", "unknown config key server.prot"),
+        ("[serverr]\nport = 80\n", "unknown config section [serverr]"),
+        ("[logging]\nformat = 'xml'\n", "logging.format must be one of"),
+        ("[engine]\nthreads = -1\n", "engine.threads must not be negative"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_invalid_file_names_the_key(tmp_path, text, fragment):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert fragment in str(caught.value)
+
+
+def test_invalid_environment_value_names_the_variable():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"PAIN_ENGINE_THREADS": "two"})
+    assert "PAIN_ENGINE_THREADS" in str(caught.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError):
+        load_config(tmp_path / "absent.toml", environ={})
