@@ -1,0 +1,47 @@
+"""Engine settings, with the defaults that `config.toml` documents under [engine]."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    # Image intake.
+    max_pixels: int = 50_000_000  # larger uploads are rejected as possible decompression bombs
+    max_side: int = 2048  # photos are shrunk to this longer side before anything else
+
+    # Description.
+    backbone: str = "efficientnet_lite0"  # or "alexnet" with backbone_weights set
+    backbone_weights: str = ""  # empty: the weights shipped with the backbone's package
+    autoencoder_checkpoint: str = ""  # empty: no trained autoencoder yet
+    query_side: int = 1024  # SIFT runs on the photo scaled to this longer side
+    query_sift_features: int = 1000
+    reference_side: int = 640  # SIFT runs on painting images scaled to this longer side
+    reference_sift_features: int = 800
+    dense_side: int = 512  # CNN cells of paintings and of rectified regions: longer side in pixels
+    # The whole photo is described larger: a close-up still shows frame and wall around the painting,
+    # and the painting itself should come out near the size its reference was described at.
+    photo_dense_side: int = 768
+    max_regions: int = 3  # framed quadrilaterals described separately per photo
+
+    # Shortlist.
+    sift_neighbours: int = 4
+    dense_neighbours: int = 8
+    shortlist: int = 10  # paintings verified from SIFT votes, and from each region's CNN votes
+    dense_shortlist: int = 20  # paintings verified from the whole photo's CNN votes
+    embedding_shortlist: int = 3  # paintings added by each global embedding
+    hnsw_ef_search: int = 32
+
+    # Verification and decision.
+    sift_ransac_fraction: float = 0.008  # inlier distance, as a fraction of the photo's longer side
+    dense_ransac_fraction: float = 0.05  # the same for CNN cells (about 1.5 cells)
+    dense_ratio: float = 0.95  # ratio test on CNN cell pairs; 1.0 keeps every mutual pair
+    sift_min_inliers: int = 15
+    dense_min_inliers: int = 15
+    min_confidence: float = 0.5
+    first_pass_candidates: int = 5  # paintings verified against the whole photo before anything else
+    early_exit_confidence: float = 0.99  # a first-pass match this confident ends the search
+
+    # Runtime.
+    threads: int = 2  # torch, OpenCV and faiss threads per engine
