@@ -1,0 +1,158 @@
+"""The HTTP API against a real aiohttp server on 127.0.0.1 and a real data directory."""
+
+import io
+
+import cv2
+import pytest
+from aiohttp import FormData
+from PIL import Image
+
+from model.synthetic import photograph, render_painting
+from pain_actors.config import Config, ServerSettings, StorageSettings
+from pain_actors.engine_host import EngineHost
+from web.app import create_app
+
+
+@pytest.fixture(scope="module")
+def data_dir(small_dataset, tmp_path_factory):
+    """A data directory with the small dataset imported as museum 'estensi-test'."""
+    directory = tmp_path_factory.mktemp("data")
+    host = EngineHost(directory, Config().engine)
+    host.import_dataset(str(small_dataset), "estensi-test")
+    host.close()
+    return directory
+
+
+@pytest.fixture
+async def client(aiohttp_client, data_dir):
+    config = Config(
+        server=ServerSettings(max_upload_bytes=2_000_000),
+        storage=StorageSettings(data_dir=str(data_dir)),
+    )
+    return await aiohttp_client(create_app(config))
+
+
+def jpeg(rgb) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1])
+    assert ok
+    return encoded.tobytes()
+
+
+def photo_of(seed: int) -> bytes:
+    return jpeg(photograph(render_painting(seed), seed=seed + 50))
+
+
+async def test_predict_multipart_payload(client):
+    form = FormData()
+    form.add_field("payload", photo_of(2), filename="photo.jpg", content_type="image/jpeg")
+    response = await client.post("/api/predict", data=form)
+    assert response.status == 200
+    results = await response.json()
+    assert results[0]["name"] == "Title 2"
+    assert results[0]["museum"] == "estensi-test"
+    assert set(results[0]) >= {"id", "name", "artist", "year", "medium", "description", "image_path", "image_url", "score"}
+
+    image = await client.get(f"/user_content/{results[0]['image_path']}")
+    assert image.status == 200
+    assert "immutable" in image.headers["Cache-Control"]
+
+
+async def test_predict_raw_body_with_museum_and_limit(client):
+    response = await client.post("/api/predict?museum=estensi-test&limit=1", data=photo_of(1))
+    assert response.status == 200
+    results = await response.json()
+    assert len(results) == 1
+    assert results[0]["name"] == "Title 1"
+
+
+async def test_predict_unknown_painting_returns_empty_list(client):
+    response = await client.post("/api/predict", data=photo_of(77))
+    assert response.status == 200
+    assert await response.json() == []
+
+
+async def test_predict_other_museum_returns_empty_list(client):
+    response = await client.post("/api/predict?museum=elsewhere", data=photo_of(1))
+    assert await response.json() == []
+
+
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        (b"", 400, "payload"),
+        (b"definitely not an image", 422, "not an image"),
+    ],
+)
+async def test_predict_bad_bodies(client, body, status, fragment):
+    response = await client.post("/api/predict", data=body, headers={"Content-Type": "image/jpeg"})
+    assert response.status == status
+    assert fragment in (await response.json())["error"]
+
+
+async def test_predict_wrong_content_type(client):
+    response = await client.post("/api/predict", data=b"museum=1", headers={"Content-Type": "text/plain"})
+    assert response.status == 415
+    assert "multipart/form-data" in (await response.json())["error"]
+
+
+async def test_predict_truncated_jpeg(client):
+    data = photo_of(3)
+    response = await client.post("/api/predict", data=data[: len(data) // 3])
+    assert response.status == 422
+    assert "truncated" in (await response.json())["error"]
+
+
+async def test_predict_upload_over_limit(client):
+    response = await client.post("/api/predict", data=b"\xff" * 2_500_000)
+    assert response.status == 413
+    assert "error" in await response.json()
+
+
+async def test_predict_decompression_bomb(client):
+    buffer = io.BytesIO()
+    Image.new("L", (12_000, 12_000)).save(buffer, format="PNG")
+    response = await client.post("/api/predict", data=buffer.getvalue())
+    assert response.status == 413
+    assert "limit" in (await response.json())["error"]
+
+
+async def test_predict_multipart_without_payload(client):
+    form = FormData(default_to_multipart=True)
+    form.add_field("museum", "estensi-test")
+    response = await client.post("/api/predict", data=form)
+    assert response.status == 400
+    assert "payload" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize("limit", ["zero", "0", "500"])
+async def test_predict_invalid_limit(client, limit):
+    response = await client.post(f"/api/predict?limit={limit}", data=photo_of(1))
+    assert response.status == 400
+    assert "limit" in (await response.json())["error"]
+
+
+async def test_paintings_and_museums(client):
+    museums = await (await client.get("/api/museums")).json()
+    assert museums == [{"id": "estensi-test", "paintings": 4}]
+
+    listed = await (await client.get("/api/list-museum/estensi-test")).json()
+    assert sorted(p["name"] for p in listed) == ["Title 0", "Title 1", "Title 2", "Title 3"]
+
+    one = await (await client.get(f"/api/paintings/{listed[0]['id']}")).json()
+    assert one == listed[0]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/paintings/nope", "/api/list-museum/nope", "/user_content/..%2Fcatalogue.json", "/user_content/x.png", "/nowhere"],
+)
+async def test_unknown_ids_and_traversal_give_404(client, path):
+    response = await client.get(path)
+    assert response.status == 404
+    assert "error" in await response.json()
+
+
+async def test_healthz(client):
+    body = await (await client.get("/healthz")).json()
+    assert body["status"] == "ok"
+    assert body["paintings"] == 4

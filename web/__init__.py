@@ -1,0 +1,1 @@
+"""HTTP front end and command line of PAIN."""

@@ -1,0 +1,123 @@
+"""The `pain` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import structlog
+
+from pain_actors.config import Config, ConfigError, load_config
+from pain_actors.logging_setup import configure_logging
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_CONFIG = Path("config.toml")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pain", description="PAIN: recognise museum paintings in visitors' photos.")
+    parser.add_argument(
+        "--config",
+        help="path of the TOML configuration (default: ./config.toml if present, else built-in defaults)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--port", type=int, help="TCP port (overrides server.port)")
+
+    evaluate = commands.add_parser("eval", help="measure recognition on a dataset directory")
+    evaluate.add_argument("dataset", help="dataset directory (layout in docs/datasets.md)")
+    evaluate.add_argument("--json", dest="json_path", help="also write the report as JSON to this file")
+    evaluate.add_argument(
+        "--distractors", type=int, default=0, help="generated distractor paintings added to the collection (default 0)"
+    )
+
+    importer = commands.add_parser("import", help="add a dataset's paintings to a museum in the data directory")
+    importer.add_argument("dataset", help="dataset directory (paintings.csv and paintings/)")
+    importer.add_argument("--museum", required=True, help="museum id the paintings belong to")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"pain: invalid configuration: {exc}\n")
+        return 2
+    configure_logging(config.logging.format, config.logging.level)
+
+    if args.command == "serve":
+        return _serve(config, args.port)
+    if args.command == "eval":
+        return _eval(config, args.dataset, args.json_path, args.distractors)
+    if args.command == "import":
+        return _import(config, args.dataset, args.museum)
+    return 2
+
+
+def _load(path: str | None) -> Config:
+    if path:
+        return load_config(path)
+    return load_config(DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+
+
+def _serve(config: Config, port: int | None) -> int:
+    from aiohttp import web
+
+    from web.app import create_app
+
+    port = port or config.server.port
+    log.info("server_starting", host=config.server.host, port=port)
+    web.run_app(create_app(config), host=config.server.host, port=port, print=None)
+    log.info("server_stopped")
+    return 0
+
+
+def _eval(config: Config, dataset: str, json_path: str | None, distractors: int) -> int:
+    from model.dataset import DatasetError
+    from workers.evaluation import evaluate, format_table
+
+    try:
+        report, _ = evaluate(dataset, config.engine, distractors=distractors, progress=_progress)
+    except DatasetError as exc:
+        sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
+        return 2
+    sys.stderr.write("\n")
+    sys.stdout.write(format_table(report) + "\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _import(config: Config, dataset: str, museum: str) -> int:
+    from model.dataset import DatasetError
+    from model.intake import ImageError
+    from pain_actors.engine_host import EngineHost
+
+    host = EngineHost(config.data_dir, config.engine)
+    try:
+        added = host.import_dataset(dataset, museum, progress=lambda done, total: _progress("import", done, total))
+    except (DatasetError, ImageError) as exc:
+        sys.stderr.write(f"\npain import: {exc}\n")
+        return 2
+    finally:
+        host.close()
+    sys.stderr.write("\n")
+    sys.stdout.write(f"imported {added} paintings into museum {museum!r} under {config.data_dir}\n")
+    return 0
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    """Draw a one-line progress bar on standard error."""
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r{stage:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Worker-side code: recognition, evaluation and the painting catalogue, free of HTTP."""

@@ -1,0 +1,126 @@
+"""`pain eval`: index a dataset's paintings into a fresh collection and score every query.
+
+The queries go through `RecognitionService.predict`, the same call a predictor makes for a visitor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from model.dataset import read_dataset
+from model.settings import EngineSettings
+from workers.recognition import RecognitionService
+
+log = structlog.get_logger(__name__)
+
+EVAL_COLLECTION = "eval"
+DISTRACTOR_COLLECTION = EVAL_COLLECTION  # distractors compete inside the same collection
+
+
+@dataclass
+class QueryOutcome:
+    image: str
+    kind: str
+    expected: tuple[str, ...]
+    answer: list[str]
+    elapsed_ms: float
+
+
+def evaluate(
+    dataset_path: str,
+    settings: EngineSettings,
+    distractors: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[dict, list[QueryOutcome]]:
+    """Run the evaluation and return the report (the `--json` document) and each query's outcome."""
+    dataset = read_dataset(dataset_path)
+    service = RecognitionService(settings)
+
+    started = time.perf_counter()
+    for number, painting in enumerate(dataset.paintings, start=1):
+        service.add_painting(painting.image, EVAL_COLLECTION, dataset.painting_path(painting).read_bytes())
+        if progress:
+            progress("index", number, len(dataset.paintings))
+    if distractors:
+        _add_distractors(service, distractors, progress)
+    service.recognizer.finish_bulk_load()
+    index_seconds = time.perf_counter() - started
+    log.info("eval_indexed", paintings=len(dataset.paintings), distractors=distractors, seconds=round(index_seconds, 1))
+
+    outcomes = []
+    for number, query in enumerate(dataset.queries, start=1):
+        prediction = service.predict(dataset.query_path(query).read_bytes(), collection=EVAL_COLLECTION, limit=5)
+        answer = [match["painting_id"] for match in prediction.matches]
+        outcomes.append(QueryOutcome(query.image, query.kind, query.expected, answer, prediction.elapsed_ms))
+        if progress:
+            progress("query", number, len(dataset.queries))
+
+    report = build_report(len(dataset.paintings), outcomes, index_seconds)
+    return report, outcomes
+
+
+def build_report(paintings: int, outcomes: list[QueryOutcome], index_seconds: float) -> dict:
+    """Score outcomes: top1/top5 per kind for queries that expect paintings, rejection for the rest.
+
+    An empty result for a query that expects paintings counts as wrong.
+    """
+    by_kind: dict[str, list[QueryOutcome]] = defaultdict(list)
+    no_match: list[QueryOutcome] = []
+    for outcome in outcomes:
+        (by_kind[outcome.kind] if outcome.expected else no_match).append(outcome)
+
+    kinds = {}
+    for kind, group in sorted(by_kind.items()):
+        top1 = [bool(o.answer) and o.answer[0] in o.expected for o in group]
+        top5 = [any(name in o.expected for name in o.answer[:5]) for o in group]
+        kinds[kind] = {"n": len(group), "top1": _mean(top1), "top5": _mean(top5)}
+
+    latencies = np.array([o.elapsed_ms for o in outcomes]) if outcomes else np.zeros(1)
+    return {
+        "paintings": paintings,
+        "queries": len(outcomes),
+        "by_kind": kinds,
+        "no_match": {"n": len(no_match), "rejected": _mean([not o.answer for o in no_match])},
+        "latency_ms": {
+            "p50": round(float(np.percentile(latencies, 50)), 1),
+            "p95": round(float(np.percentile(latencies, 95)), 1),
+        },
+        "index_seconds": round(index_seconds, 1),
+    }
+
+
+def format_table(report: dict) -> str:
+    """Render the report as a plain-text table for the terminal."""
+    lines = [
+        f"paintings {report['paintings']}, queries {report['queries']}, indexed in {report['index_seconds']} s",
+        "",
+        f"{'kind':<10} {'n':>5} {'top1':>7} {'top5':>7}",
+    ]
+    for kind, row in report["by_kind"].items():
+        lines.append(f"{kind:<10} {row['n']:>5} {row['top1']:>7.3f} {row['top5']:>7.3f}")
+    lines.append(f"{'no match':<10} {report['no_match']['n']:>5} rejected {report['no_match']['rejected']:.3f}")
+    lines.append("")
+    lines.append(f"latency p50 {report['latency_ms']['p50']} ms, p95 {report['latency_ms']['p95']} ms")
+    return "\n".join(lines)
+
+
+def _add_distractors(service: RecognitionService, count: int, progress: Callable | None) -> None:
+    from model.synthetic import render_painting
+
+    for number in range(count):
+        painting = render_painting(seed=1_000_000 + number)
+        service.recognizer.add(
+            f"distractor-{number:05d}", DISTRACTOR_COLLECTION, service.recognizer.describe_reference(painting)
+        )
+        if progress:
+            progress("distractors", number + 1, count)
+
+
+def _mean(values: list[bool]) -> float:
+    return round(float(np.mean(values)), 4) if values else 0.0

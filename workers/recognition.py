@@ -1,0 +1,77 @@
+"""The recognition work a predictor does, free of any actor or HTTP code.
+
+Predictor actors, `pain eval` and the tests all call `RecognitionService`, so what is measured is
+what serves visitors.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from model.intake import decode_image
+from model.settings import EngineSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    matches: list[dict]
+    elapsed_ms: float
+
+
+def configure_threads(threads: int) -> None:
+    """Bound the threads of torch, OpenCV and faiss in this process (call before heavy work)."""
+    import cv2
+    import faiss
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    faiss.omp_set_num_threads(threads)
+
+
+class RecognitionService:
+    """Owns one engine instance: its model copy and indexes."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        # Heavy imports stay inside the worker process that builds the service.
+        from model.autoencoder import AutoencoderEncoder
+        from model.backbone import load_backbone
+        from model.recognizer import Recognizer
+
+        configure_threads(settings.threads)
+        self.settings = settings
+        autoencoder = None
+        if settings.autoencoder_checkpoint:
+            autoencoder = AutoencoderEncoder.from_checkpoint(settings.autoencoder_checkpoint)
+        self.recognizer = Recognizer(settings, load_backbone(settings.backbone, settings.backbone_weights), autoencoder)
+        log.info("recognition_service_started", backbone=settings.backbone, autoencoder=bool(autoencoder))
+
+    def add_painting(self, painting_id: str, collection: str, image_bytes: bytes) -> None:
+        """Index one painting image; raises model.intake.ImageError for unusable images."""
+        rgb = decode_image(image_bytes, self.settings.max_pixels)
+        self.recognizer.add(painting_id, collection, self.recognizer.describe_reference(rgb))
+
+    def remove_painting(self, painting_id: str) -> bool:
+        return self.recognizer.remove(painting_id)
+
+    def predict(self, image_bytes: bytes, collection: str | None = None, limit: int = 5) -> Prediction:
+        """Recognise paintings in a photo; raises model.intake.ImageError for unusable images."""
+        from model.recognizer import load_image_for_engine
+
+        started = time.perf_counter()
+        rgb = load_image_for_engine(decode_image(image_bytes, self.settings.max_pixels), self.settings.max_side)
+        matches = self.recognizer.predict(rgb, collection=collection, limit=limit)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        return Prediction([match.as_dict() for match in matches], elapsed_ms)
+
+    def save(self, directory: Path) -> None:
+        self.recognizer.save(directory)
+
+    def load(self, directory: Path) -> None:
+        self.recognizer.load(directory)
