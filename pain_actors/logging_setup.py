@@ -39,3 +39,5 @@ def configure_logging(format: str = "auto", level: str = "info", stream=None) ->
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric_level, stream=stream, format="%(levelname)s %(name)s %(message)s")
+    # faiss reports at INFO which of its CPU builds it tried; that is noise in service logs.
+    logging.getLogger("faiss.loader").setLevel(max(numeric_level, logging.WARNING))
