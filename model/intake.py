@@ -30,7 +30,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     Raises ImageError for empty, unreadable, truncated or oversized input.
     """
     if not data:
-        raise ImageError("empty", "The image is empty: send the bytes of a JPEG, PNG or WebP photo.")
+        raise ImageError("empty", "the image is empty; send the bytes of a JPEG, PNG, WebP or GIF photo")
 
     # Pillow warns at half its own bomb limit and raises at the full limit. The size check below
     # replaces both, so the header is read with Pillow's limit lifted.
@@ -40,7 +40,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise ImageError(
-                "not_an_image", "The data is not an image Pillow can read: send a JPEG, PNG or WebP file."
+                "not_an_image", "the data is not an image Pillow can read; send a JPEG, PNG, WebP or GIF photo"
             ) from None
         except Image.DecompressionBombError:
             raise _too_large(None, max_pixels) from None
@@ -49,7 +49,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     if width * height > max_pixels:
         raise _too_large((width, height), max_pixels)
     if width < 1 or height < 1:
-        raise ImageError("empty", "The image has no pixels: send a real photo.")
+        raise ImageError("empty", "the image has no pixels; send a real photo")
 
     try:
         # Animated GIF, WebP and APNG: the first frame is the picture a visitor means.
@@ -59,7 +59,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         return _to_rgb_array(image)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(
-            "corrupt", f"The image is truncated or corrupt ({exc}): upload the complete file again."
+            "corrupt", f"the image is truncated or corrupt: {exc}; upload the complete file again"
         ) from None
 
 
@@ -67,7 +67,7 @@ def _too_large(size: tuple[int, int] | None, max_pixels: int) -> ImageError:
     shown = f"{size[0]}x{size[1]} pixels" if size else "too many pixels"
     return ImageError(
         "too_large",
-        f"The image has {shown}; the limit is {max_pixels:,} pixels: resize the photo and try again.",
+        f"the image has {shown}, over the limit of {max_pixels:,} pixels; resize the photo and try again",
     )
 
 

@@ -300,6 +300,8 @@ class Recognizer:
         """Verify paintings against one view by mutual nearest CNN cells and a homography."""
         settings = self.settings
         threshold = settings.dense_ransac_fraction * max(view.size)
+        # The lock is released between passes, so a shortlisted painting may have been removed.
+        keys = [key for key in keys if key in index.references]
         candidates = [index.dense.descriptors_of(key) for key in keys]
         pairs = mutual_nearest_many(view.dense.descriptors, candidates, settings.dense_ratio)
         for key, (query_ids, reference_ids) in zip(keys, pairs):
@@ -338,6 +340,8 @@ class Recognizer:
 
         matches = []
         for key, found in evidence.items():
+            if key not in index.references:
+                continue  # removed while this photo was being described
             sift_null = _chance_level([count for other, count in sift_counts.items() if other != key])
             dense_null = _chance_level([count for other, count in dense_counts.items() if other != key])
             confidence = _confidence(sift_counts[key], sift_null, self.settings.sift_min_inliers)

@@ -49,6 +49,18 @@ class Config:
 
 SECTIONS = {"server": ServerSettings, "storage": StorageSettings, "logging": LoggingSettings, "engine": EngineSettings}
 CHOICES = {("logging", "format"): ("auto", "console", "json"), ("logging", "level"): ("debug", "info", "warning", "error")}
+# Inclusive ranges for numbers that have limits beyond "not negative".
+RANGES = {
+    ("server", "port"): (1, 65535),
+    ("server", "default_limit"): (1, 50),
+    ("server", "max_upload_bytes"): (1, None),
+    ("engine", "threads"): (1, None),
+    ("engine", "max_side"): (64, None),
+    ("engine", "dense_ratio"): (0.0, 1.0),
+    ("engine", "min_confidence"): (0.0, 1.0),
+    ("engine", "early_exit_confidence"): (0.0, 1.0),
+}
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -93,12 +105,16 @@ def _build(section: str, cls: type, table: dict):
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             table[key] = value = float(value)
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-            raise ConfigError(f"{section}.{key} must be a {expected.__name__}, got {value!r}")
+            raise ConfigError(f"{section}.{key} must be {TYPE_NAMES[expected]}, got {value!r}")
         choices = CHOICES.get((section, key))
         if choices and value not in choices:
             raise ConfigError(f"{section}.{key} must be one of {', '.join(choices)}, got {value!r}")
         if expected in (int, float) and value < 0:
             raise ConfigError(f"{section}.{key} must not be negative, got {value!r}")
+        low, high = RANGES.get((section, key), (None, None))
+        if (low is not None and value < low) or (high is not None and value > high):
+            allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{section}.{key} must be {allowed}, got {value!r}")
     return cls(**table)
 
 
@@ -112,4 +128,4 @@ def _parse_env(name: str, raw: str, cls: type, key: str):
             return raw.strip().lower() in ("1", "true", "yes", "on")
         return expected(raw)
     except ValueError:
-        raise ConfigError(f"environment variable {name} must be a {expected.__name__}, got {raw!r}") from None
+        raise ConfigError(f"environment variable {name} must be {TYPE_NAMES[expected]}, got {raw!r}") from None

@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 
 from model.dataset import read_dataset
+from model.intake import ImageError
 from model.settings import EngineSettings
 from workers.catalogue import Catalogue, Painting, new_painting_id
 from workers.recognition import RecognitionService
@@ -57,11 +58,28 @@ class EngineHost:
     def import_dataset(
         self, dataset_path: str, museum: str, progress: Callable[[int, int], None] | None = None
     ) -> int:
-        """Add every painting of a dataset directory to a museum; return how many were added."""
+        """Add every painting of a dataset directory to a museum; return how many were added.
+
+        All images are checked before anything is stored, so a bad file leaves the data directory
+        as it was. Importing the same dataset twice adds its paintings twice.
+        """
         dataset = read_dataset(dataset_path, require_queries=False)
-        added = []
+
+        described = []
         for number, row in enumerate(dataset.paintings, start=1):
             data = dataset.painting_path(row).read_bytes()
+            try:
+                features = self.service.describe(data)
+            except ImageError as exc:
+                location = f"paintings/{row.image} (paintings.csv line {number + 1})"
+                log.warning("import_image_rejected", museum=museum, image=row.image, error=exc.message)
+                raise ImageError(exc.reason, f"{location}: {exc.message}") from None
+            described.append((row, data, features))
+            if progress:
+                progress(number, len(dataset.paintings))
+
+        added = []
+        for row, data, features in described:
             painting = Painting(
                 id=new_painting_id(),
                 museum=museum,
@@ -72,10 +90,8 @@ class EngineHost:
                 description=row.description,
                 image=self.catalogue.store_image(data, row.image),
             )
-            self.service.add_painting(painting.id, museum, data)
+            self.service.recognizer.add(painting.id, museum, features)
             added.append(painting)
-            if progress:
-                progress(number, len(dataset.paintings))
         self.service.recognizer.finish_bulk_load()
         self.save_index()
         self.catalogue.add_many(added)

@@ -25,7 +25,9 @@ def test_environment_overrides_file(tmp_path):
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        ("[server]\nport = 'eighty'\n", "server.port must be a int"),
+        ("[server]\nport = 'eighty'\n", "server.port must be an integer"),
+        ("[server]\nport = 70000\n", "server.port must be from 1 to 65535"),
+        ("[engine]\nthreads = 0\n", "engine.threads must be at least 1"),
         ("[server]\nprot = 80\n", "unknown config key server.prot"),
         ("[serverr]\nport = 80\n", "unknown config section [serverr]"),
         ("[logging]\nformat = 'xml'\n", "logging.format must be one of"),

@@ -27,7 +27,9 @@ IMAGE_ERROR_STATUS = {"too_large": 413, "empty": 400}
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=config.server.max_upload_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=config.server.max_upload_bytes, middlewares=[access_log_middleware, error_middleware]
+    )
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
     app.cleanup_ctx.append(engine_context)
@@ -55,10 +57,32 @@ async def engine_context(app: web.Application) -> AsyncIterator[None]:
 
 
 @web.middleware
+async def access_log_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Log one structured line per request, replacing aiohttp's plain-text access log."""
+    started = time.perf_counter()
+    response = await handler(request)
+    log.info(
+        "request",
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        ms=round((time.perf_counter() - started) * 1000.0, 1),
+    )
+    return response
+
+
+@web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Turn every error into JSON {"error": ...} with its status; log what was not expected."""
     try:
         return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[CONFIG].server.max_upload_bytes
+        return json_error(
+            413,
+            f"payload: the request body is larger than {limit:,} bytes (server.max_upload_bytes);"
+            " send a smaller photo",
+        )
     except web.HTTPException as exc:
         # aiohttp's own errors carry text like "404: Not Found"; ours carry a message for the client.
         own_message = exc.text and not exc.text.startswith(f"{exc.status}:")
@@ -78,6 +102,8 @@ async def predict(request: web.Request) -> web.Response:
     image, fields = await _read_photo(request)
     museum = fields.get("museum") or request.query.get("museum") or None
     limit = _parse_limit(fields.get("limit") or request.query.get("limit"), config.server.default_limit)
+    if museum is not None and museum not in request.app[ENGINE].catalogue.museums():
+        return json_error(404, f"museum: {museum!r} not found; leave it out to search every museum")
 
     try:
         results = await request.app[ENGINE].predict(image, museum, limit)
@@ -133,19 +159,22 @@ async def _read_photo(request: web.Request) -> tuple[bytes, dict[str, str]]:
         async for part in reader:
             if part.name == "payload":
                 image = await part.read(decode=False)
+                fields["payload"] = "sent"
             elif part.name in ("museum", "limit"):
                 fields[part.name] = (await part.text()).strip()
-        if not image:
+        if "payload" not in fields:
             raise web.HTTPBadRequest(text="payload: missing; send the photo in the multipart field 'payload'")
+        if not image:
+            raise web.HTTPBadRequest(text="payload: the uploaded file is empty; send a JPEG, PNG, WebP or GIF photo")
         return bytes(image), fields
     if request.content_type not in RAW_IMAGE_TYPES and not request.content_type.startswith("image/"):
         raise web.HTTPUnsupportedMediaType(
             text=f"payload: Content-Type {request.content_type} is not supported; send multipart/form-data"
-            " with the photo in field 'payload', or the photo itself as image/jpeg or image/png"
+            " with the photo in field 'payload', or the photo itself as image/* or application/octet-stream"
         )
     image = await request.read()
     if not image:
-        raise web.HTTPBadRequest(text="payload: the request body is empty; send a JPEG or PNG photo")
+        raise web.HTTPBadRequest(text="payload: the request body is empty; send a JPEG, PNG, WebP or GIF photo")
     return image, fields
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,13 +16,15 @@ from pain_actors.logging_setup import configure_logging
 log = structlog.get_logger(__name__)
 
 DEFAULT_CONFIG = Path("config.toml")
+MUSEUM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pain", description="PAIN: recognise museum paintings in visitors' photos.")
     parser.add_argument(
         "--config",
-        help="path of the TOML configuration (default: ./config.toml if present, else built-in defaults)",
+        help="path of the TOML configuration, given before the command"
+        " (default: ./config.toml if present, else built-in defaults)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -72,7 +75,16 @@ def _serve(config: Config, port: int | None) -> int:
 
     port = port or config.server.port
     log.info("server_starting", host=config.server.host, port=port)
-    web.run_app(create_app(config), host=config.server.host, port=port, print=None)
+    try:
+        # access_log=None: the app logs each request itself, as structured lines.
+        web.run_app(create_app(config), host=config.server.host, port=port, print=None, access_log=None)
+    except OSError as exc:
+        log.error("server_start_failed", host=config.server.host, port=port, error=str(exc))
+        sys.stderr.write(
+            f"pain serve: cannot listen on {config.server.host}:{port}: {exc}; "
+            "choose another server.port or server.host\n"
+        )
+        return 2
     log.info("server_stopped")
     return 0
 
@@ -98,6 +110,12 @@ def _import(config: Config, dataset: str, museum: str) -> int:
     from model.intake import ImageError
     from pain_actors.engine_host import EngineHost
 
+    if not MUSEUM_ID.match(museum):
+        sys.stderr.write(f"pain import: invalid museum id {museum!r}; use 1 to 64 letters, digits, '-' or '_'\n")
+        return 2
+    if not Path(dataset).is_dir():
+        sys.stderr.write(f"pain import: dataset directory not found: {dataset}\n")
+        return 2
     host = EngineHost(config.data_dir, config.engine)
     try:
         added = host.import_dataset(dataset, museum, progress=lambda done, total: _progress("import", done, total))

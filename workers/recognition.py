@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import structlog
 
 from model.intake import decode_image
 from model.settings import EngineSettings
+
+if TYPE_CHECKING:
+    from model.recognizer import ReferenceFeatures
 
 log = structlog.get_logger(__name__)
 
@@ -52,10 +56,14 @@ class RecognitionService:
         self.recognizer = Recognizer(settings, load_backbone(settings.backbone, settings.backbone_weights), autoencoder)
         log.info("recognition_service_started", backbone=settings.backbone, autoencoder=bool(autoencoder))
 
+    def describe(self, image_bytes: bytes) -> "ReferenceFeatures":
+        """Compute a painting image's stored features; raises model.intake.ImageError if unusable."""
+        rgb = decode_image(image_bytes, self.settings.max_pixels)
+        return self.recognizer.describe_reference(rgb)
+
     def add_painting(self, painting_id: str, collection: str, image_bytes: bytes) -> None:
         """Index one painting image; raises model.intake.ImageError for unusable images."""
-        rgb = decode_image(image_bytes, self.settings.max_pixels)
-        self.recognizer.add(painting_id, collection, self.recognizer.describe_reference(rgb))
+        self.recognizer.add(painting_id, collection, self.describe(image_bytes))
 
     def remove_painting(self, painting_id: str) -> bool:
         return self.recognizer.remove(painting_id)

@@ -71,9 +71,10 @@ async def test_predict_unknown_painting_returns_empty_list(client):
     assert await response.json() == []
 
 
-async def test_predict_other_museum_returns_empty_list(client):
+async def test_predict_unknown_museum_is_404(client):
     response = await client.post("/api/predict?museum=elsewhere", data=photo_of(1))
-    assert await response.json() == []
+    assert response.status == 404
+    assert "museum" in (await response.json())["error"]
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,7 @@ async def test_predict_truncated_jpeg(client):
 async def test_predict_upload_over_limit(client):
     response = await client.post("/api/predict", data=b"\xff" * 2_500_000)
     assert response.status == 413
-    assert "error" in await response.json()
+    assert "server.max_upload_bytes" in (await response.json())["error"]
 
 
 async def test_predict_decompression_bomb(client):
@@ -122,6 +123,14 @@ async def test_predict_multipart_without_payload(client):
     response = await client.post("/api/predict", data=form)
     assert response.status == 400
     assert "payload" in (await response.json())["error"]
+
+
+async def test_predict_empty_multipart_file(client):
+    form = FormData()
+    form.add_field("payload", b"", filename="photo.jpg", content_type="image/jpeg")
+    response = await client.post("/api/predict", data=form)
+    assert response.status == 400
+    assert "empty" in (await response.json())["error"]
 
 
 @pytest.mark.parametrize("limit", ["zero", "0", "500"])
