@@ -139,7 +139,6 @@ class EmbeddingIndex:
         self.buffer_limit = buffer_limit
         self._vectors: dict[int, np.ndarray] = {}
         self._annoy: AnnoyIndex | None = None
-        self._annoy_keys: set[int] = set()
         self._buffer: set[int] = set()
 
     def __len__(self) -> int:
@@ -160,7 +159,7 @@ class EmbeddingIndex:
         for key, vector in self._vectors.items():
             annoy.add_item(key, vector)
         annoy.build(self.trees, n_jobs=1)
-        self._annoy, self._annoy_keys, self._buffer = annoy, set(self._vectors), set()
+        self._annoy, self._buffer = annoy, set()
 
     def search(self, embedding: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Return up to k (key, cosine similarity) pairs, most similar first."""

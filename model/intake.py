@@ -64,10 +64,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
 
 
 def _too_large(size: tuple[int, int] | None, max_pixels: int) -> ImageError:
-    shown = f"{size[0]}x{size[1]} pixels" if size else "too many pixels"
+    dimensions = f"{size[0]}x{size[1]} pixels" if size else "too many pixels"
     return ImageError(
         "too_large",
-        f"the image has {shown}, over the limit of {max_pixels:,} pixels; resize the photo and try again",
+        f"the image has {dimensions}, over the limit of {max_pixels:,} pixels; resize the photo and try again",
     )
 
 

@@ -49,13 +49,14 @@ def find_quadrilaterals(
                 candidates.append(quad / scale)
 
     candidates.sort(key=lambda quad: -cv2.contourArea(quad))
-    kept: list[np.ndarray] = []
+    # Non-maximum suppression: the two edge thresholds often find the same outline twice.
+    distinct: list[np.ndarray] = []
     for quad in candidates:
-        if all(_box_iou(quad, other) < 0.7 for other in kept):
-            kept.append(quad)
-        if len(kept) == max_count:
+        if all(_box_iou(quad, other) < 0.7 for other in distinct):
+            distinct.append(quad)
+        if len(distinct) == max_count:
             break
-    return kept
+    return distinct
 
 
 def rectify(rgb: np.ndarray, quad: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:

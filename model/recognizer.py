@@ -93,8 +93,6 @@ class Match:
 class Evidence:
     sift: Verification | None = None
     dense: Verification | None = None
-    dense_view: int = 0
-    votes: float = 0.0
 
 
 @dataclass
@@ -280,7 +278,6 @@ class Recognizer:
                 photo_size,
                 distinct_cell=threshold,
             )
-            evidence[key].votes = votes[key]
 
     def _shortlist_view(self, index: CollectionIndex, view: View, view_number: int) -> list[int]:
         """Rank paintings for one view by CNN cell votes, then add the nearest global embeddings."""
@@ -323,7 +320,6 @@ class Recognizer:
             if best is None or found.inliers > best.inliers:
                 outline = cv2.perspectiveTransform(found.outline.reshape(-1, 1, 2), view.to_photo).reshape(4, 2)
                 evidence[key].dense = Verification(found.inliers, found.correspondences, found.homography, outline)
-                evidence[key].dense_view = view_number
 
     def _decide_all(self, searched: list[CollectionIndex], evidence: list[dict[int, Evidence]]) -> list[Match]:
         matches: list[Match] = []

@@ -102,7 +102,7 @@ async def predict(request: web.Request) -> web.Response:
     image, fields = await _read_photo(request)
     museum = fields.get("museum") or request.query.get("museum") or None
     limit = _parse_limit(fields.get("limit") or request.query.get("limit"), config.server.default_limit)
-    if museum is not None and museum not in request.app[ENGINE].catalogue.museums():
+    if museum is not None and not request.app[ENGINE].catalogue.has_museum(museum):
         return json_error(404, f"museum: {museum!r} not found; leave it out to search every museum")
 
     try:

@@ -53,6 +53,9 @@ class Catalogue:
     def by_museum(self, museum: str) -> list[Painting]:
         return [p for p in self._paintings.values() if p.museum == museum]
 
+    def has_museum(self, museum: str) -> bool:
+        return any(p.museum == museum for p in self._paintings.values())
+
     def museums(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for painting in self._paintings.values():

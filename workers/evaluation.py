@@ -19,8 +19,7 @@ from workers.recognition import RecognitionService
 
 log = structlog.get_logger(__name__)
 
-EVAL_COLLECTION = "eval"
-DISTRACTOR_COLLECTION = EVAL_COLLECTION  # distractors compete inside the same collection
+EVAL_COLLECTION = "eval"  # distractors go into it too, so they compete with the real paintings
 
 
 @dataclass
@@ -116,7 +115,7 @@ def _add_distractors(service: RecognitionService, count: int, progress: Callable
     for number in range(count):
         painting = render_painting(seed=1_000_000 + number)
         service.recognizer.add(
-            f"distractor-{number:05d}", DISTRACTOR_COLLECTION, service.recognizer.describe_reference(painting)
+            f"distractor-{number:05d}", EVAL_COLLECTION, service.recognizer.describe_reference(painting)
         )
         if progress:
             progress("distractors", number + 1, count)

@@ -147,8 +147,8 @@ async def test_paintings_and_museums(client):
     listed = await (await client.get("/api/list-museum/estensi-test")).json()
     assert sorted(p["name"] for p in listed) == ["Title 0", "Title 1", "Title 2", "Title 3"]
 
-    one = await (await client.get(f"/api/paintings/{listed[0]['id']}")).json()
-    assert one == listed[0]
+    painting = await (await client.get(f"/api/paintings/{listed[0]['id']}")).json()
+    assert painting == listed[0]
 
 
 @pytest.mark.parametrize(
