@@ -22,6 +22,7 @@ class ServerSettings:
     port: int = 8080
     max_upload_bytes: int = 20_000_000
     default_limit: int = 5
+    admin_token: str = ""  # empty: the admin endpoints return 403
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,47 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ActorSettings:
+    predictors: int = 2
+    admin_port: int = 1900
+    queue_limit: int = 64
+    request_timeout: float = 30.0
+    predict_attempts: int = 3
+    client_threads: int = 16
+    pool_max_restarts: int = 3
+    pool_max_seconds: float = 10.0
+    root_max_restarts: int = 3
+    root_max_seconds: float = 30.0
+    predictor_start_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    threads: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    actors: ActorSettings = field(default_factory=ActorSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
 
     @property
     def data_dir(self) -> Path:
         return Path(self.storage.data_dir)
 
 
-SECTIONS = {"server": ServerSettings, "storage": StorageSettings, "logging": LoggingSettings, "engine": EngineSettings}
+SECTIONS = {
+    "server": ServerSettings,
+    "storage": StorageSettings,
+    "logging": LoggingSettings,
+    "engine": EngineSettings,
+    "actors": ActorSettings,
+    "training": TrainingSettings,
+}
 CHOICES = {("logging", "format"): ("auto", "console", "json"), ("logging", "level"): ("debug", "info", "warning", "error")}
 # Inclusive ranges for numbers that have limits beyond "not negative".
 RANGES = {
@@ -59,6 +89,16 @@ RANGES = {
     ("engine", "dense_ratio"): (0.0, 1.0),
     ("engine", "min_confidence"): (0.0, 1.0),
     ("engine", "early_exit_confidence"): (0.0, 1.0),
+    ("actors", "predictors"): (1, 64),
+    ("actors", "admin_port"): (1, 65535),
+    ("actors", "queue_limit"): (1, None),
+    ("actors", "request_timeout"): (1.0, None),
+    ("actors", "predict_attempts"): (1, 10),
+    ("actors", "client_threads"): (1, 256),
+    ("actors", "pool_max_seconds"): (0.1, None),
+    ("actors", "root_max_seconds"): (0.1, None),
+    ("actors", "predictor_start_timeout"): (5.0, None),
+    ("training", "threads"): (1, None),
 }
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 

@@ -1,16 +1,13 @@
-"""One in-process engine with its catalogue: what the front end and the CLI call.
+"""One in-process engine with its catalogue, for `pain import` and other offline work.
 
-NOTE: predictions run in this process on a worker thread. The supervised predictor actors that
-replace this host keep its method names, so the web handlers stay as they are.
+The service itself never predicts here: its predictor actors load the model versions that this
+host publishes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
@@ -19,41 +16,27 @@ from model.dataset import read_dataset
 from model.intake import ImageError
 from model.settings import EngineSettings
 from workers.catalogue import Catalogue, Painting, new_painting_id
+from workers.model_store import ModelStore
 from workers.recognition import RecognitionService
 
 log = structlog.get_logger(__name__)
 
-INDEX_DIR = "index"
+LEGACY_INDEX_DIR = "index"  # where releases before model versions kept the one index
 
 
 class EngineHost:
-    """Owns the recognition service, the catalogue and the saved index of one data directory."""
+    """Owns a recognition service loaded with the target model version, and the catalogue."""
 
     def __init__(self, data_dir: Path, settings: EngineSettings) -> None:
         self.data_dir = data_dir
         self.catalogue = Catalogue(data_dir)
+        self.store = ModelStore(data_dir)
+        adopt_legacy_index(data_dir, self.store)
         self.service = RecognitionService(settings)
-        index_dir = data_dir / INDEX_DIR
-        if (index_dir / "engine.pkl").exists():
-            self.service.load(index_dir)
-            log.info("index_loaded", paintings=len(self.service.recognizer), path=str(index_dir))
-        # One thread: the engine already uses every core it is given for a single photo.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-    async def predict(self, image_bytes: bytes, museum: str | None, limit: int) -> list[dict]:
-        """Recognise paintings in a photo; return catalogue entries with scores, best first."""
-        loop = asyncio.get_running_loop()
-        prediction = await loop.run_in_executor(self._executor, self.service.predict, image_bytes, museum, limit)
-        results = []
-        for match in prediction.matches:
-            painting = self.catalogue.get(match["painting_id"])
-            if painting is None:
-                continue  # indexed but removed from the catalogue since: never show it
-            results.append({"painting": painting, "score": match["score"], "outline": match["outline"]})
-        return results
+        version = self.store.target()
+        if version is not None:
+            self.service.load(self.store.path(version))
+            log.info("model_version_loaded", version=version, paintings=len(self.service.recognizer))
 
     def import_dataset(
         self, dataset_path: str, museum: str, progress: Callable[[int, int], None] | None = None
@@ -93,23 +76,34 @@ class EngineHost:
             self.service.recognizer.add(painting.id, museum, features)
             added.append(painting)
         self.service.recognizer.finish_bulk_load()
-        self.save_index()
+        self.publish("import")
         self.catalogue.add_many(added)
         log.info("dataset_imported", museum=museum, paintings=len(added), dataset=dataset_path)
         return len(added)
 
-    def save_index(self) -> None:
-        """Write the index beside the current one, then swap the directories.
+    def publish(self, source: str) -> str:
+        """Publish the in-memory index as a new model version and make it the target."""
+        paintings = len(self.service.recognizer)
 
-        NOTE: a crash between the two renames leaves the previous index under `.retired-*`.
-        """
-        final = self.data_dir / INDEX_DIR
-        staging = Path(tempfile.mkdtemp(dir=self.data_dir, prefix=".index-"))
-        self.service.save(staging)
-        retired = None
-        if final.exists():
-            retired = final.with_name(f".retired-{staging.name}")
-            final.rename(retired)
-        staging.rename(final)
-        if retired:
-            shutil.rmtree(retired, ignore_errors=True)
+        def write(directory: Path) -> dict:
+            self.service.save(directory)
+            return {"paintings": paintings, "source": source}
+
+        version = self.store.publish(write)
+        self.store.set_target(version)
+        return version
+
+
+def adopt_legacy_index(data_dir: Path, store: ModelStore) -> None:
+    """Turn a data directory's old `index/` into the first model version."""
+    legacy = data_dir / LEGACY_INDEX_DIR
+    if store.versions() or not (legacy / "engine.pkl").is_file():
+        return
+
+    def write(directory: Path) -> dict:
+        shutil.copytree(legacy, directory, dirs_exist_ok=True)
+        return {"source": "index directory of an earlier release"}
+
+    store.set_target(store.publish(write))
+    shutil.rmtree(legacy, ignore_errors=True)
+    log.info("legacy_index_adopted", path=str(legacy))

@@ -46,7 +46,7 @@ from supervisors.messages import (
     TerminateChild,
     WhichChildren,
 )
-from supervisors.root_watcher import RootSupervisorError, RootWatcher
+from supervisors.root_watcher import RootSupervisorError, RootWatcher, ask_for
 from supervisors.spec import (
     SUPERVISOR_ACTOR_CLASS,
     ChildSpec,
@@ -89,5 +89,6 @@ __all__ = [
     "SupervisorStopped",
     "TerminateChild",
     "WhichChildren",
+    "ask_for",
     "supervisor_child_spec",
 ]

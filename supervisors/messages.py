@@ -129,20 +129,23 @@ class ChildStatus(NamedTuple):
     `address` is None unless the child confirmed its start and has not exited.
     `restart_count` counts the starts after the first one. `state` is a `ChildState`
     value: "pending", "starting", "running", "stopping", "restarting" or "terminated".
+    `pid` is the process id from the child's `ChildStarted`, when it sent one.
     """
 
     child_id: str
     address: ActorAddress | None
     restart_count: int
     state: str
+    pid: int | None = None
 
 
 @dataclass
 class ChildrenReport:
-    """Reply to `WhichChildren`, with the children in start order."""
+    """Reply to `WhichChildren`, with the children in start order and the supervisor's own pid."""
 
     name: str
     children: list[ChildStatus] = field(default_factory=list)
+    pid: int | None = None
 
 
 @dataclass

@@ -72,7 +72,7 @@ class RootWatcher:
         system = system or self._system
         address = system.createActor(SUPERVISOR_ACTOR_CLASS)
         start_message = StartSupervisor(self.flags, self.child_specs, self.name)
-        reply = _ask_for(system, address, start_message, (SupervisorStarted, SupervisorEscalated), self.start_timeout)
+        reply = ask_for(system, address, start_message, (SupervisorStarted, SupervisorEscalated), self.start_timeout)
         if not isinstance(reply, SupervisorStarted):
             system.tell(address, ActorExitRequest())
             if isinstance(reply, SupervisorEscalated):
@@ -90,7 +90,7 @@ class RootWatcher:
         """Return whether the root supervisor replied to WhichChildren within ask_timeout."""
         if self.root_address is None:
             return False
-        reply = _ask_for(system or self._system, self.root_address, WhichChildren(), (ChildrenReport,), self.ask_timeout)
+        reply = ask_for(system or self._system, self.root_address, WhichChildren(), (ChildrenReport,), self.ask_timeout)
         return isinstance(reply, ChildrenReport) and reply.name == self.name
 
     def check(self, system: ActorSystem | None = None) -> bool:
@@ -132,7 +132,7 @@ class RootWatcher:
         """Ask the root to stop its children in order and exit; return whether it confirmed in time."""
         if self.root_address is None:
             return True
-        reply = _ask_for(system or self._system, self.root_address, Shutdown(), (SupervisorStopped,), timeout)
+        reply = ask_for(system or self._system, self.root_address, Shutdown(), (SupervisorStopped,), timeout)
         stopped = isinstance(reply, SupervisorStopped)
         if stopped:
             log.info("root supervisor stopped", supervisor=self.name)
@@ -142,7 +142,7 @@ class RootWatcher:
         return stopped
 
 
-def _ask_for(
+def ask_for(
     system: ActorSystem,
     address: ActorAddress,
     message: Any,

@@ -599,7 +599,8 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
     # --- queries and commands ------------------------------------------------------
 
     def receiveMsg_WhichChildren(self, message: WhichChildren, sender: ActorAddress) -> None:
-        self.send(sender, ChildrenReport(self._name, [self._child_status(child) for child in self._children]))
+        children = [self._child_status(child) for child in self._children]
+        self.send(sender, ChildrenReport(self._name, children, os.getpid()))
 
     def receiveMsg_CountChildren(self, message: CountChildren, sender: ActorAddress) -> None:
         supervisors = sum(1 for child in self._children if child.spec.type is ChildType.SUPERVISOR)
@@ -660,6 +661,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
             address=child.address if reportable else None,
             restart_count=child.restart_count,
             state=state.value,
+            pid=child.pid if reportable else None,
         )
 
     def receiveUnrecognizedMessage(self, message: Any, sender: ActorAddress) -> None:

@@ -1,23 +1,42 @@
-"""The aiohttp front end: an app factory whose handlers only translate HTTP to engine calls."""
+"""The aiohttp front end: an app factory whose handlers only translate HTTP to actor messages."""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import time
 from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
-from model.intake import ImageError
+from pain_actors.client import ActorClient, new_request_id
 from pain_actors.config import Config
-from pain_actors.engine_host import EngineHost
-from workers.catalogue import Painting
+from pain_actors.messages import (
+    Predicted,
+    PredictRejected,
+    PredictRequest,
+    ReloadAccepted,
+    ReloadRequest,
+    RequestFailed,
+    StatusReport,
+    StatusRequest,
+    TrainAccepted,
+    TrainRequest,
+)
+from pain_actors.system import COORDINATOR, TRAINER, ActorNotFound, ActorService
+from workers.catalogue import Catalogue, Painting
 
 log = structlog.get_logger(__name__)
 
 CONFIG = web.AppKey("config", Config)
-ENGINE = web.AppKey("engine", EngineHost)
+SERVICE = web.AppKey("service", ActorService)
+CLIENT = web.AppKey("client", ActorClient)
+CATALOGUE = web.AppKey("catalogue", Catalogue)
 STARTED_AT = web.AppKey("started_at", float)
+
+ADMIN_TIMEOUT = 10.0
+FAULT_MODES = ("sigkill", "raise")
 
 MAX_LIMIT = 50
 # Simple clients send raw photos untyped or as generic bytes, so those are accepted beside image/*.
@@ -32,7 +51,8 @@ def create_app(config: Config) -> web.Application:
     )
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
-    app.cleanup_ctx.append(engine_context)
+    app[CATALOGUE] = Catalogue(config.data_dir)
+    app.cleanup_ctx.append(actor_context)
     app.add_routes(
         [
             web.post("/api/predict", predict),
@@ -41,19 +61,28 @@ def create_app(config: Config) -> web.Application:
             web.get("/api/museums", list_museums),
             web.get("/user_content/{image}", user_content),
             web.get("/healthz", healthz),
+            web.get("/api/status", status),
+            web.post("/api/reload", reload),
+            web.post("/api/train", train),
+            web.post("/api/admin/kill", kill_actor),
         ]
     )
     return app
 
 
-async def engine_context(app: web.Application) -> AsyncIterator[None]:
+async def actor_context(app: web.Application) -> AsyncIterator[None]:
+    """Own the actor system for the app's lifetime: start the tree before serving, stop it after."""
     config = app[CONFIG]
-    engine = EngineHost(config.data_dir, config.engine)
-    app[ENGINE] = engine
-    log.info("engine_ready", paintings=len(engine.catalogue), data_dir=str(config.data_dir))
-    yield
-    engine.close()
-    log.info("engine_stopped")
+    service = ActorService(config)
+    await asyncio.to_thread(service.start)
+    client = ActorClient(service, config.actors.client_threads)
+    app[SERVICE] = service
+    app[CLIENT] = client
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(client.close)
+        await asyncio.to_thread(service.stop)
 
 
 @web.middleware
@@ -102,18 +131,39 @@ async def predict(request: web.Request) -> web.Response:
     image, fields = await _read_photo(request)
     museum = fields.get("museum") or request.query.get("museum") or None
     limit = _parse_limit(fields.get("limit") or request.query.get("limit"), config.server.default_limit)
-    if museum is not None and not request.app[ENGINE].catalogue.has_museum(museum):
+    catalogue = _catalogue(request)
+    if museum is not None and not catalogue.has_museum(museum):
         return json_error(404, f"museum: {museum!r} not found; leave it out to search every museum")
 
-    try:
-        results = await request.app[ENGINE].predict(image, museum, limit)
-    except ImageError as exc:
-        return json_error(IMAGE_ERROR_STATUS.get(exc.reason, 422), f"payload: {exc.message}")
-    return web.json_response([_painting_json(request, r["painting"], r["score"]) for r in results])
+    message = PredictRequest(new_request_id(), image, museum, limit)
+    reply = await request.app[CLIENT].ask(COORDINATOR, message, config.actors.request_timeout + 5.0)
+    if isinstance(reply, PredictRejected):
+        return json_error(IMAGE_ERROR_STATUS.get(reply.reason, 422), f"payload: {reply.message}")
+    if isinstance(reply, RequestFailed):
+        return json_error(reply.status, reply.error)
+    if not isinstance(reply, Predicted):
+        log.error("unexpected_reply", request_id=message.request_id, reply=type(reply).__name__)
+        return json_error(500, "Internal error: the request was not processed; try again later.")
+
+    results = []
+    for match in reply.matches:
+        painting = catalogue.get(match["painting_id"])
+        if painting is not None:  # indexed but deleted since: never show it
+            results.append(_painting_json(request, painting, match["score"]))
+    log.info(
+        "predicted",
+        request_id=message.request_id,
+        predictor=reply.predictor,
+        version=reply.version,
+        attempts=reply.attempts,
+        matches=len(results),
+        engine_ms=reply.elapsed_ms,
+    )
+    return web.json_response(results)
 
 
 async def get_painting(request: web.Request) -> web.Response:
-    painting = request.app[ENGINE].catalogue.get(request.match_info["id"])
+    painting = _catalogue(request).get(request.match_info["id"])
     if painting is None:
         return json_error(404, f"painting {request.match_info['id']!r} not found")
     return web.json_response(_painting_json(request, painting))
@@ -121,19 +171,19 @@ async def get_painting(request: web.Request) -> web.Response:
 
 async def list_museum(request: web.Request) -> web.Response:
     museum = request.match_info["id"]
-    paintings = request.app[ENGINE].catalogue.by_museum(museum)
+    paintings = _catalogue(request).by_museum(museum)
     if not paintings:
         return json_error(404, f"museum {museum!r} not found or has no paintings")
     return web.json_response([_painting_json(request, p) for p in paintings])
 
 
 async def list_museums(request: web.Request) -> web.Response:
-    museums = request.app[ENGINE].catalogue.museums()
+    museums = _catalogue(request).museums()
     return web.json_response([{"id": name, "paintings": count} for name, count in sorted(museums.items())])
 
 
 async def user_content(request: web.Request) -> web.StreamResponse:
-    path = request.app[ENGINE].catalogue.image_path(request.match_info["image"])
+    path = _catalogue(request).image_path(request.match_info["image"])
     if path is None:
         return json_error(404, "image not found")
     # Stored names are random and never reused, so the bytes behind a name never change.
@@ -141,14 +191,137 @@ async def user_content(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    """Liveness and readiness: 200 once a predictor serves, 503 while none does."""
+    reply = await request.app[CLIENT].ask(COORDINATOR, StatusRequest(new_request_id()), 3.0)
+    serving = 0
+    if isinstance(reply, StatusReport):
+        serving = sum(1 for p in reply.status["predictors"] if p["state"] in ("idle", "busy"))
+    body = {
+        "status": "ok" if serving else "starting",
+        "ready": bool(serving),
+        "predictors_serving": serving,
+        "paintings": len(_catalogue(request)),
+        "uptime_seconds": round(time.time() - request.app[STARTED_AT], 1),
+    }
+    return web.json_response(body, status=200 if serving else 503)
+
+
+async def status(request: web.Request) -> web.Response:
+    """GET /api/status (admin): predictors and their versions, pool load, training, the actor tree."""
+    _require_admin(request)
+    client = request.app[CLIENT]
+    pool, training = await asyncio.gather(
+        client.ask(COORDINATOR, StatusRequest(new_request_id()), ADMIN_TIMEOUT),
+        client.ask(TRAINER, StatusRequest(new_request_id()), ADMIN_TIMEOUT),
+    )
+    service = request.app[SERVICE]
+    try:
+        tree = await asyncio.to_thread(_tree_json, service)
+    except ActorNotFound as exc:
+        tree = {"error": str(exc)}
     return web.json_response(
         {
-            "status": "ok",
-            "paintings": len(engine.catalogue),
-            "uptime_seconds": round(time.time() - request.app[STARTED_AT], 1),
+            "pool": pool.status if isinstance(pool, StatusReport) else {"error": pool.error},
+            "training": training.status if isinstance(training, StatusReport) else {"error": training.error},
+            "tree": tree,
+            "root_restarts": service.watcher.restart_count if service.watcher else 0,
         }
     )
+
+
+async def reload(request: web.Request) -> web.Response:
+    """POST /api/reload (admin): move predictors, one at a time, to a version (default: the newest)."""
+    _require_admin(request)
+    body = await _json_body(request)
+    version = body.get("version")
+    if version is not None and not isinstance(version, str):
+        return json_error(400, "version: must be a string such as \"v0003\"; leave it out for the newest")
+    reply = await request.app[CLIENT].ask(COORDINATOR, ReloadRequest(new_request_id(), version), ADMIN_TIMEOUT)
+    if isinstance(reply, RequestFailed):
+        return json_error(reply.status, reply.error)
+    assert isinstance(reply, ReloadAccepted)
+    return web.json_response({"reload_id": reply.request_id, "version": reply.version}, status=202)
+
+
+async def train(request: web.Request) -> web.Response:
+    """POST /api/train (admin): start a training run; its version is served once it finishes."""
+    _require_admin(request)
+    reply = await request.app[CLIENT].ask(TRAINER, TrainRequest(new_request_id()), ADMIN_TIMEOUT)
+    if isinstance(reply, RequestFailed):
+        return json_error(reply.status, reply.error)
+    assert isinstance(reply, TrainAccepted)
+    return web.json_response({"run_id": reply.run_id}, status=202)
+
+
+async def kill_actor(request: web.Request) -> web.Response:
+    """POST /api/admin/kill (admin): fault injection, {"actor": NAME, "mode": "sigkill"|"raise"}."""
+    _require_admin(request)
+    body = await _json_body(request)
+    name, mode = body.get("actor"), body.get("mode", "sigkill")
+    if not isinstance(name, str) or not name:
+        return json_error(400, "actor: missing; name one, e.g. \"predictor-1\", \"coordinator\" or \"pain\"")
+    if mode not in FAULT_MODES:
+        return json_error(400, f"mode: {mode!r} is not a fault mode; use \"sigkill\" or \"raise\"")
+    service = request.app[SERVICE]
+    try:
+        node = await asyncio.to_thread(_kill, service, name, mode)
+    except ActorNotFound as exc:
+        return json_error(404, f"actor: {exc}")
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    return web.json_response({"actor": node.name, "pid": node.pid, "mode": mode}, status=202)
+
+
+def _kill(service: ActorService, name: str, mode: str):
+    with service.private_context() as context:
+        return service.kill(context, name, mode)
+
+
+def _tree_json(service: ActorService) -> dict:
+    with service.private_context() as context:
+        return _node_json(service.tree(context))
+
+
+def _node_json(node) -> dict:
+    body = {"name": node.name, "pid": node.pid, "state": node.state, "restart_count": node.restart_count}
+    if node.children:
+        body["children"] = [_node_json(child) for child in node.children]
+    return body
+
+
+def _require_admin(request: web.Request) -> None:
+    token = request.app[CONFIG].server.admin_token
+    if not token:
+        raise web.HTTPForbidden(
+            text="admin endpoints are disabled: set server.admin_token (or PAIN_SERVER_ADMIN_TOKEN) and restart"
+        )
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise web.HTTPUnauthorized(
+            text="Authorization: missing; send the header 'Authorization: Bearer <admin token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise web.HTTPUnauthorized(text="Authorization: the admin token is wrong", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _json_body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body: not valid JSON; send a JSON object or no body") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body: must be a JSON object")
+    return body
+
+
+def _catalogue(request: web.Request) -> Catalogue:
+    catalogue = request.app[CATALOGUE]
+    catalogue.refresh()  # `pain import` may have added paintings since the last request
+    return catalogue
 
 
 async def _read_photo(request: web.Request) -> tuple[bytes, dict[str, str]]:

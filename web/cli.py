@@ -41,6 +41,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import", help="add a dataset's paintings to a museum in the data directory")
     importer.add_argument("dataset", help="dataset directory (paintings.csv and paintings/)")
     importer.add_argument("--museum", required=True, help="museum id the paintings belong to")
+
+    commands.add_parser("status", help="show predictors, model versions, training and the actor tree")
+    reload = commands.add_parser("reload", help="move predictors one at a time to a model version")
+    reload.add_argument("--version", help="version such as v0003 (default: the newest published one)")
+    commands.add_parser("train", help="start a training run on the running service")
+    kill = commands.add_parser("kill", help="fault injection: kill an actor of the running service")
+    kill.add_argument("actor", help="pain (the root), predictors, coordinator, trainer or predictor-N")
+    kill.add_argument("--mode", choices=("sigkill", "raise"), default="sigkill", help="default: sigkill")
     return parser
 
 
@@ -59,7 +67,43 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(config, args.dataset, args.json_path, args.distractors)
     if args.command == "import":
         return _import(config, args.dataset, args.museum)
+    if args.command == "status":
+        return _admin(config, "GET", "/api/status", None)
+    if args.command == "reload":
+        return _admin(config, "POST", "/api/reload", {"version": args.version} if args.version else {})
+    if args.command == "train":
+        return _admin(config, "POST", "/api/train", {})
+    if args.command == "kill":
+        return _admin(config, "POST", "/api/admin/kill", {"actor": args.actor, "mode": args.mode})
     return 2
+
+
+def _admin(config: Config, method: str, path: str, body: dict | None) -> int:
+    """Call an admin endpoint of the running service with the configured token; print its JSON."""
+    import urllib.error
+    import urllib.request
+
+    if not config.server.admin_token:
+        sys.stderr.write("pain: no admin token; set PAIN_SERVER_ADMIN_TOKEN to the service's server.admin_token\n")
+        return 2
+    url = f"http://{config.server.host}:{config.server.port}{path}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {config.server.admin_token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            sys.stdout.write(json.dumps(json.loads(response.read()), indent=2) + "\n")
+            return 0
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        sys.stderr.write(f"pain: {method} {path} failed with {exc.code}: {message}\n")
+    except urllib.error.URLError as exc:
+        sys.stderr.write(f"pain: no service at {url}: {exc.reason}; start it with `pain serve`\n")
+    return 1
 
 
 def _load(path: str | None) -> Config:
@@ -122,8 +166,6 @@ def _import(config: Config, dataset: str, museum: str) -> int:
     except (DatasetError, ImageError) as exc:
         sys.stderr.write(f"\npain import: {exc}\n")
         return 2
-    finally:
-        host.close()
     sys.stderr.write("\n")
     sys.stdout.write(f"imported {added} paintings into museum {museum!r} under {config.data_dir}\n")
     return 0

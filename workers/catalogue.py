@@ -40,12 +40,29 @@ class Catalogue:
         self._path = data_dir / "catalogue.json"
         self._lock = threading.Lock()
         self._paintings: dict[str, Painting] = {}
-        if self._path.exists():
-            for row in json.loads(self._path.read_text(encoding="utf-8")):
-                self._paintings[row["id"]] = Painting(**row)
+        self._loaded_stamp: tuple[int, int] | None = None
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Re-read the file if another process (e.g. `pain import`) replaced it; return whether it did."""
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._loaded_stamp:
+            return False
+        rows = json.loads(self._path.read_text(encoding="utf-8"))
+        with self._lock:
+            self._paintings = {row["id"]: Painting(**row) for row in rows}
+            self._loaded_stamp = stamp
+        return True
 
     def __len__(self) -> int:
         return len(self._paintings)
+
+    def ids(self) -> list[str]:
+        return list(self._paintings)
 
     def get(self, painting_id: str) -> Painting | None:
         return self._paintings.get(painting_id)

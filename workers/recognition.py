@@ -54,7 +54,13 @@ class RecognitionService:
         if settings.autoencoder_checkpoint:
             autoencoder = AutoencoderEncoder.from_checkpoint(settings.autoencoder_checkpoint)
         self.recognizer = Recognizer(settings, load_backbone(settings.backbone, settings.backbone_weights), autoencoder)
+        self._recognizer_class = Recognizer
         log.info("recognition_service_started", backbone=settings.backbone, autoencoder=bool(autoencoder))
+
+    def new_recognizer(self):
+        """An empty recognizer that shares this one's backbone and autoencoder, to load another version into."""
+        current = self.recognizer
+        return self._recognizer_class(self.settings, current.backbone, current.autoencoder)
 
     def describe(self, image_bytes: bytes) -> "ReferenceFeatures":
         """Compute a painting image's stored features; raises model.intake.ImageError if unusable."""

@@ -4,32 +4,35 @@ import io
 
 import cv2
 import pytest
-from aiohttp import FormData
+from aiohttp import ClientSession, FormData
 from PIL import Image
 
+from live_server import LiveServer
 from model.synthetic import photograph, render_painting
-from pain_actors.config import Config, ServerSettings, StorageSettings
+from pain_actors.config import Config
 from pain_actors.engine_host import EngineHost
-from web.app import create_app
+
+TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="module")
 def data_dir(small_dataset, tmp_path_factory):
     """A data directory with the small dataset imported as museum 'estensi-test'."""
     directory = tmp_path_factory.mktemp("data")
-    host = EngineHost(directory, Config().engine)
-    host.import_dataset(str(small_dataset), "estensi-test")
-    host.close()
+    EngineHost(directory, Config().engine).import_dataset(str(small_dataset), "estensi-test")
     return directory
 
 
+@pytest.fixture(scope="module")
+def server(data_dir):
+    with LiveServer(data_dir, token=TOKEN, predictors=1) as live:
+        yield live
+
+
 @pytest.fixture
-async def client(aiohttp_client, data_dir):
-    config = Config(
-        server=ServerSettings(max_upload_bytes=2_000_000),
-        storage=StorageSettings(data_dir=str(data_dir)),
-    )
-    return await aiohttp_client(create_app(config))
+async def client(server):
+    async with ClientSession(base_url=server.url) as session:
+        yield session
 
 
 def jpeg(rgb) -> bytes:
@@ -162,6 +165,61 @@ async def test_unknown_ids_and_traversal_give_404(client, path):
 
 
 async def test_healthz(client):
-    body = await (await client.get("/healthz")).json()
-    assert body["status"] == "ok"
+    response = await client.get("/healthz")
+    body = await response.json()
+    assert response.status == 200
+    assert body["status"] == "ok" and body["ready"] is True
     assert body["paintings"] == 4
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/api/status"), ("POST", "/api/reload"), ("POST", "/api/train"), ("POST", "/api/admin/kill")],
+)
+async def test_admin_endpoints_need_the_token(client, method, path):
+    missing = await client.request(method, path)
+    assert missing.status == 401
+    assert "Authorization" in (await missing.json())["error"]
+
+    wrong = await client.request(method, path, headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status == 401
+    assert "wrong" in (await wrong.json())["error"]
+
+
+async def test_status_shows_predictors_versions_and_tree(client):
+    response = await client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == 200
+    body = await response.json()
+    [predictor] = body["pool"]["predictors"]
+    assert predictor["version"] == body["pool"]["target_version"] == "v0001"
+    assert body["training"] == {"state": "idle"}
+    assert [child["name"] for child in body["tree"]["children"]] == ["predictors", "trainer", "coordinator"]
+
+
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        ({"mode": "sigkill"}, 400, "actor"),
+        ({"actor": "predictor-1", "mode": "gently"}, 400, "mode"),
+        ({"actor": "nobody"}, 404, "nobody"),
+        ({"actor": "predictors", "mode": "raise"}, 400, "sigkill"),
+    ],
+)
+async def test_kill_rejects_bad_requests(client, body, status, fragment):
+    response = await client.post("/api/admin/kill", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == status
+    assert fragment in (await response.json())["error"]
+
+
+async def test_reload_to_unknown_version_is_404(client):
+    response = await client.post("/api/reload", json={"version": "v9999"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == 404
+    assert "v9999" in (await response.json())["error"]
+
+
+async def test_admin_endpoints_disabled_without_a_configured_token(data_dir):
+    with LiveServer(data_dir, token="", predictors=1) as live:
+        async with ClientSession(base_url=live.url) as session:
+            response = await session.post("/api/train", headers={"Authorization": "Bearer anything"})
+            assert response.status == 403
+            assert "server.admin_token" in (await response.json())["error"]

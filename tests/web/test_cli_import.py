@@ -20,7 +20,8 @@ def test_import_adds_paintings_and_index(small_dataset, data_env, capsys):
     catalogue = json.loads((data_env / "catalogue.json").read_text())
     assert sorted(row["title"] for row in catalogue) == ["Title 0", "Title 1", "Title 2", "Title 3"]
     assert {row["museum"] for row in catalogue} == {"museum-1"}
-    assert (data_env / "index" / "engine.pkl").is_file()
+    target = json.loads((data_env / "models" / "target").read_text())["version"]
+    assert (data_env / "models" / target / "engine.pkl").is_file()
     assert len(list((data_env / "images").iterdir())) == 4
     assert "imported 4 paintings" in capsys.readouterr().out
 

@@ -1,0 +1,190 @@
+"""The actor system's lifecycle as seen from the server process: start, watch, find, stop.
+
+The server process owns the Thespian actor system and plays OTP's application master: it starts
+the root supervisor, checks every second that it still answers, and starts a fresh tree when it
+does not. The same check keeps the addresses of the coordinator and the trainer current, so that
+requests go to whichever incarnation is alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import structlog
+from thespian.actors import ActorAddress, ActorSystem
+
+from pain_actors.config import Config
+from pain_actors.messages import Crash
+from pain_actors.tree import COORDINATOR, POOL_NAME, ROOT_NAME, TRAINER, build_tree
+from supervisors import ChildrenReport, RootSupervisorError, RootWatcher, WhichChildren, ask_for
+
+log = structlog.get_logger(__name__)
+
+WATCH_SECONDS = 1.0
+
+
+class ActorNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Node:
+    """One actor of the tree, for status pages and fault injection."""
+
+    name: str
+    pid: int | None
+    address: ActorAddress | None
+    supervisor: str | None
+    restart_count: int = 0
+    state: str = "running"
+    children: list["Node"] = field(default_factory=list)
+
+
+class ActorService:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.system: ActorSystem | None = None
+        self.watcher: RootWatcher | None = None
+        self._addresses: dict[str, ActorAddress] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.started_at: float | None = None
+
+    def start(self) -> None:
+        """Start the actor system and the tree; return once every actor confirmed its start.
+
+        Actor processes are forked from this one, so this process must not have run torch or
+        OpenCV threads before: a forked copy of such a process can deadlock in its first
+        parallel region. The server never imports torch itself for this reason.
+        """
+        # Thespian reads this when it creates its transport: keep actor traffic on loopback.
+        os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
+        started = time.monotonic()
+        self.system = ActorSystem(
+            "multiprocTCPBase",
+            capabilities={"Admin Port": self.config.actors.admin_port},
+            transientUnique=True,
+        )
+        flags, specs = build_tree(self.config)
+        self.watcher = RootWatcher(self.system, ROOT_NAME, flags, specs, ask_timeout=2.0, start_timeout=600.0)
+        try:
+            self.watcher.start()
+        except RootSupervisorError:
+            self.system.shutdown()
+            raise
+        self._refresh(self.system)
+        self._thread = threading.Thread(target=self._watch, name="root-watch", daemon=True)
+        self._thread.start()
+        self.started_at = time.time()
+        log.info("actor_tree_started", seconds=round(time.monotonic() - started, 2), predictors=self.config.actors.predictors)
+
+    def stop(self) -> None:
+        """Stop the tree in order, then the actor system; no actor process outlives this."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+        if self.watcher is not None and self.system is not None:
+            self.watcher.stop(timeout=30.0)
+        if self.system is not None:
+            self.system.shutdown()
+            log.info("actor_system_stopped")
+        self.system = None
+
+    def address_of(self, name: str) -> ActorAddress | None:
+        """Current address of the coordinator or the trainer; None while it is (re)starting."""
+        return self._addresses.get(name)
+
+    def private_context(self):
+        """A context manager giving a thread its own endpoint in the actor system."""
+        if self.system is None:
+            raise RuntimeError("the actor system is not running")
+        return self.system.private()
+
+    # --- watching --------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        with self.system.private() as context:
+            while not self._stop.wait(WATCH_SECONDS):
+                try:
+                    if not self._refresh(context):
+                        self._addresses = {}
+                        if self.watcher.check(context):
+                            log.warning("actor_tree_restarted", restart_count=self.watcher.restart_count)
+                        self._refresh(context)
+                except RootSupervisorError:
+                    continue  # RootWatcher logged why; the next round tries again
+                except Exception:
+                    log.exception("root_watch_failed")
+
+    def _refresh(self, context: ActorSystem) -> bool:
+        """Ask the root for its children and record their addresses; False if the root is silent."""
+        root = self.watcher.root_address if self.watcher else None
+        if root is None:
+            return False
+        report = ask_for(context, root, WhichChildren(), (ChildrenReport,), 2.0)
+        if report is None or report.name != ROOT_NAME:
+            return False
+        self._addresses = {c.child_id: c.address for c in report.children if c.address is not None}
+        return True
+
+    # --- the tree, for status and fault injection ------------------------------------
+
+    def tree(self, context: ActorSystem) -> Node:
+        root = self.watcher.root_address if self.watcher else None
+        report = ask_for(context, root, WhichChildren(), (ChildrenReport,), 2.0) if root else None
+        if report is None:
+            raise ActorNotFound("the root supervisor does not answer; it is being restarted")
+        children = []
+        for child in report.children:
+            grandchildren = []
+            if child.child_id == POOL_NAME and child.address is not None:
+                pool = ask_for(context, child.address, WhichChildren(), (ChildrenReport,), 2.0)
+                for predictor in pool.children if pool else []:
+                    grandchildren.append(
+                        Node(predictor.child_id, predictor.pid, predictor.address, POOL_NAME,
+                             predictor.restart_count, predictor.state)
+                    )
+            children.append(
+                Node(child.child_id, child.pid, child.address, ROOT_NAME, child.restart_count, child.state, grandchildren)
+            )
+        return Node(ROOT_NAME, report.pid, root, None, self.watcher.restart_count, "running", children)
+
+    def kill(self, context: ActorSystem, name: str, mode: str) -> Node:
+        """Fault injection: SIGKILL the named actor's process, or make the actor raise.
+
+        `name` is "pain" (the root), "predictors", "coordinator", "trainer" or "predictor-N".
+        """
+        node = _find(self.tree(context), name)
+        if node is None:
+            raise ActorNotFound(f"no actor named {name!r} is running")
+        if mode == "sigkill":
+            if node.pid is None:
+                raise ActorNotFound(f"actor {name!r} has no known process id yet")
+            # NOTE: a process id only means something on this machine; remote predictors
+            # are reached with mode "raise" instead.
+            os.kill(node.pid, signal.SIGKILL)
+        elif mode == "raise":
+            if node.children or node.name == ROOT_NAME:
+                raise ValueError(f"mode: supervisors do not take 'raise'; use 'sigkill' for {name!r}")
+            context.tell(node.address, Crash())
+        else:
+            raise ValueError(f"mode: {mode!r} is not a fault mode; use 'sigkill' or 'raise'")
+        log.warning("fault_injected", actor=name, mode=mode, pid=node.pid)
+        return node
+
+
+def _find(node: Node, name: str) -> Node | None:
+    if node.name == name:
+        return node
+    for child in node.children:
+        found = _find(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = ["COORDINATOR", "TRAINER", "ActorNotFound", "ActorService", "Node"]

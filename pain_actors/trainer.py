@@ -1,0 +1,75 @@
+"""Trainer actor: runs one training run at a time on a background thread of its own process.
+
+The actor's own thread stays free for status requests. A run publishes its version only when it
+completes, so killing this actor mid-run leaves the serving version untouched; the half-written
+staging directory is removed when the next trainer starts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+from thespian.actors import ActorAddress
+
+from pain_actors.base import PainActor
+from pain_actors.messages import RequestFailed, StatusReport, StatusRequest, TrainAccepted, TrainRequest
+from workers.model_store import ModelStore
+from workers.training import Cancelled, RunProgress, TrainingError, run_training
+
+log = structlog.get_logger(__name__)
+
+STALE_STAGING_SECONDS = 600.0  # younger staging directories may belong to a running `pain import`
+
+
+class Trainer(PainActor):
+    def setup(self, start_args: dict[str, Any]) -> None:
+        self.data_dir = Path(start_args["data_dir"])
+        # The engine built for a run takes its thread count from here, not from [engine].
+        self.engine = replace(start_args["engine"], threads=start_args["training"].threads)
+        ModelStore(self.data_dir).remove_staging(older_than=STALE_STAGING_SECONDS)
+        self.run: RunProgress | None = None
+        self.cancel = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def receiveMsg_TrainRequest(self, message: TrainRequest, sender: ActorAddress) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            self.send(sender, RequestFailed(message.request_id, 409, f"training run {self.run.run_id} is still running"))
+            return
+        run = RunProgress(run_id=uuid.uuid4().hex[:12])
+        self.run = run
+        self.cancel = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(run, self.cancel), name="training", daemon=True)
+        self.thread.start()
+        log.info("training_started", run_id=run.run_id, request_id=message.request_id)
+        self.send(sender, TrainAccepted(message.request_id, run.run_id))
+
+    def _run(self, run: RunProgress, cancel: threading.Event) -> None:
+        try:
+            run.version = run_training(self.data_dir, self.engine, run, cancel)
+            run.state = "succeeded"
+            log.info("training_succeeded", run_id=run.run_id, version=run.version)
+        except Cancelled:
+            run.state = "cancelled"
+            log.info("training_cancelled", run_id=run.run_id)
+        except TrainingError as error:
+            run.state, run.error = "failed", str(error)
+            log.warning("training_failed", run_id=run.run_id, error=run.error)
+        except Exception as error:
+            run.state, run.error = "failed", f"{type(error).__name__}: {error}"
+            log.exception("training_crashed", run_id=run.run_id)
+        finally:
+            run.finished_at = time.time()
+
+    def receiveMsg_StatusRequest(self, message: StatusRequest, sender: ActorAddress) -> None:
+        state = {"state": "idle"} if self.run is None else self.run.as_dict()
+        self.send(sender, StatusReport(message.request_id, state))
+
+    def terminate(self) -> None:
+        self.cancel.set()
+        super().terminate()

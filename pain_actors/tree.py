@@ -1,0 +1,69 @@
+"""The supervision tree of a PAIN service, built from the configuration.
+
+    pain (root supervisor, one_for_one)          kept alive by the server process (RootWatcher)
+    ├── predictors (supervisor, one_for_one)     restart intensity [actors] pool_max_*
+    │   ├── predictor-1 (worker, permanent)      its own engine and model version
+    │   ├── ...
+    │   └── predictor-N
+    ├── trainer (worker, permanent)              training runs on a background thread
+    └── coordinator (worker, permanent)          pool checkout/retry, hot reloads
+
+Children start in this order and stop in reverse: predictors load their model before the
+coordinator starts routing, and the coordinator stops routing before predictors stop. The root is
+one_for_one because its children share no state in memory: the model store on disk is what they
+agree on, so any one of them can restart alone.
+"""
+
+from __future__ import annotations
+
+from pain_actors.config import Config
+from supervisors import ChildSpec, Restart, Strategy, SupervisorFlags, supervisor_child_spec
+
+ROOT_NAME = "pain"
+POOL_NAME = "predictors"
+COORDINATOR = "coordinator"
+TRAINER = "trainer"
+
+
+def predictor_id(number: int) -> str:
+    return f"predictor-{number}"
+
+
+def build_tree(config: Config) -> tuple[SupervisorFlags, list[ChildSpec]]:
+    """Return the root supervisor's flags and child specs."""
+    actors = config.actors
+    shared = {"data_dir": str(config.data_dir.resolve()), "logging": config.logging}
+
+    predictors = [
+        ChildSpec(
+            id=predictor_id(number),
+            actor_class="pain_actors.predictor.Predictor",
+            start_args={**shared, "engine": config.engine},
+            restart=Restart.PERMANENT,
+            start_timeout=actors.predictor_start_timeout,
+            shutdown_timeout=10.0,
+        )
+        for number in range(1, actors.predictors + 1)
+    ]
+    pool_flags = SupervisorFlags(Strategy.ONE_FOR_ONE, actors.pool_max_restarts, actors.pool_max_seconds)
+    pool = supervisor_child_spec(
+        POOL_NAME,
+        pool_flags,
+        predictors,
+        start_timeout=actors.predictor_start_timeout * actors.predictors + 10.0,
+        shutdown_timeout=10.0 * actors.predictors + 5.0,
+    )
+    trainer = ChildSpec(
+        id=TRAINER,
+        actor_class="pain_actors.trainer.Trainer",
+        start_args={**shared, "engine": config.engine, "training": config.training},
+        start_timeout=30.0,
+    )
+    coordinator = ChildSpec(
+        id=COORDINATOR,
+        actor_class="pain_actors.coordinator.Coordinator",
+        start_args={**shared, "actors": actors},
+        start_timeout=30.0,
+    )
+    root_flags = SupervisorFlags(Strategy.ONE_FOR_ONE, actors.root_max_restarts, actors.root_max_seconds)
+    return root_flags, [pool, trainer, coordinator]

@@ -1,0 +1,202 @@
+"""Fault injection against a real service: aiohttp on 127.0.0.1 and a multiprocTCPBase actor tree.
+
+Actors are killed through the admin endpoint, exactly as an operator would, while predict
+requests flow from other threads. Every test checks answers for correctness, not only status.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import pytest
+
+from live_server import LiveServer, process_alive, wait_until
+from model.synthetic import photograph, render_painting
+from pain_actors.config import Config
+from pain_actors.engine_host import EngineHost
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """JPEG photos of the four paintings of the small dataset, keyed by expected title."""
+    photos = {}
+    for seed in range(4):
+        ok, encoded = cv2.imencode(".jpg", photograph(render_painting(seed), seed=seed + 20)[..., ::-1])
+        assert ok
+        photos[f"Title {seed}"] = encoded.tobytes()
+    return photos
+
+
+@pytest.fixture
+def data_dir(small_dataset, tmp_path):
+    directory = tmp_path / "data"
+    EngineHost(directory, Config().engine).import_dataset(str(small_dataset), "museum-1")
+    return directory
+
+
+def call(server: LiveServer, method: str, path: str, body=None, data: bytes | None = None):
+    return server.call(method, path, body, data)
+
+
+def status(server: LiveServer) -> dict:
+    return server.status()
+
+
+def serving(server: LiveServer, count: int, version: str | None = None) -> bool:
+    predictors = status(server)["pool"]["predictors"]
+    ready = [p for p in predictors if p["state"] in ("idle", "busy") and (version is None or p["version"] == version)]
+    return len(ready) == count
+
+
+def node(tree: dict, name: str) -> dict:
+    if tree["name"] == name:
+        return tree
+    for child in tree.get("children", []):
+        found = node(child, name)
+        if found:
+            return found
+    return {}
+
+
+class Traffic:
+    """Predict requests from several threads until stopped; records every answer."""
+
+    def __init__(self, server: LiveServer, photos: dict[str, bytes], threads: int = 3) -> None:
+        self.server, self.photos, self.threads = server, photos, threads
+        self.results: list[tuple[str, int, object]] = []
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=threads)
+
+    def __enter__(self) -> "Traffic":
+        for number in range(self.threads):
+            self._pool.submit(self._loop, number)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+
+    def _loop(self, number: int) -> None:
+        titles = sorted(self.photos)
+        turn = number
+        while not self._stop.is_set():
+            title = titles[turn % len(titles)]
+            turn += 1
+            code, body = call(self.server, "POST", "/api/predict", data=self.photos[title])
+            self.results.append((title, code, body))
+
+    def wait_for(self, count: int, timeout: float = 120.0) -> None:
+        start = len(self.results)
+        wait_until(lambda: len(self.results) >= start + count, timeout)
+
+    def assert_all_correct(self) -> None:
+        assert self.results, "no request was answered"
+        wrong = [(title, code, body) for title, code, body in self.results if code != 200 or body[0]["name"] != title]
+        assert wrong == [], f"{len(wrong)} of {len(self.results)} requests failed or were wrong: {wrong[:3]}"
+
+
+def test_predictor_killed_while_requests_flow(data_dir, photos):
+    with LiveServer(data_dir, predictors=2) as server:
+        before = {p["id"]: p["pid"] for p in status(server)["pool"]["predictors"]}
+        with Traffic(server, photos) as traffic:
+            traffic.wait_for(3)
+            code, killed = call(server, "POST", "/api/admin/kill", {"actor": "predictor-1", "mode": "sigkill"})
+            assert code == 202 and killed["pid"] == before["predictor-1"]
+            wait_until(lambda: not process_alive(before["predictor-1"]), 10)
+            wait_until(lambda: serving(server, 2), 60)
+            traffic.wait_for(4)
+        traffic.assert_all_correct()
+
+        after = status(server)
+        pids = {p["id"]: p["pid"] for p in after["pool"]["predictors"]}
+        assert pids["predictor-1"] != before["predictor-1"] and pids["predictor-2"] == before["predictor-2"]
+        assert node(after["tree"], "predictor-1")["restart_count"] == 1
+
+
+def test_predictor_that_raises_is_restarted(data_dir, photos):
+    with LiveServer(data_dir, predictors=1) as server:
+        before = status(server)["pool"]["predictors"][0]["pid"]
+        code, _ = call(server, "POST", "/api/admin/kill", {"actor": "predictor-1", "mode": "raise"})
+        assert code == 202
+        # With one predictor, requests wait in the queue while it restarts.
+        code, body = call(server, "POST", "/api/predict", data=photos["Title 2"])
+        assert code == 200 and body[0]["name"] == "Title 2"
+        wait_until(lambda: serving(server, 1), 60)
+        assert status(server)["pool"]["predictors"][0]["pid"] != before
+
+
+def test_kills_beyond_restart_intensity_escalate_and_the_service_recovers(data_dir, photos):
+    with LiveServer(data_dir, predictors=2, pool_max_restarts=1, pool_max_seconds=60.0) as server:
+        pool_pid = node(status(server)["tree"], "predictors")["pid"]
+        with Traffic(server, photos, threads=2) as traffic:
+            traffic.wait_for(2)
+            call(server, "POST", "/api/admin/kill", {"actor": "predictor-1"})
+            wait_until(lambda: serving(server, 2), 60)
+            # The second restart within 60 s exceeds the intensity of 1: the pool supervisor gives
+            # up, the root restarts the whole pool subtree.
+            call(server, "POST", "/api/admin/kill", {"actor": "predictor-2"})
+            wait_until(lambda: node(status(server)["tree"], "predictors").get("restart_count") == 1, 60)
+            wait_until(lambda: serving(server, 2), 90)
+            traffic.wait_for(3)
+        traffic.assert_all_correct()
+        assert not process_alive(pool_pid)
+        assert node(status(server)["tree"], "predictors")["pid"] != pool_pid
+
+
+def test_coordinator_trainer_and_root_recover_and_nothing_is_lost(data_dir, photos):
+    with LiveServer(data_dir, predictors=1) as server:
+        versions = sorted(p.name for p in (data_dir / "models").iterdir() if p.name.startswith("v"))
+        catalogue = (data_dir / "catalogue.json").read_bytes()
+        old_pids = server.actor_pids()
+
+        with Traffic(server, photos, threads=2) as traffic:
+            traffic.wait_for(2)
+            for actor in ("coordinator", "trainer"):
+                old = node(status(server)["tree"], actor)["pid"]
+                assert call(server, "POST", "/api/admin/kill", {"actor": actor})[0] == 202
+                wait_until(lambda: node(status(server)["tree"], actor).get("pid") not in (None, old), 30)
+                traffic.wait_for(2)
+
+            assert call(server, "POST", "/api/admin/kill", {"actor": "pain"})[0] == 202
+            wait_until(lambda: status(server)["root_restarts"] == 1, 60)
+            wait_until(lambda: serving(server, 1), 90)
+            traffic.wait_for(3)
+        traffic.assert_all_correct()
+
+        # Every process of the first tree is gone: the killed root's children followed it.
+        wait_until(lambda: not any(process_alive(pid) for pid in old_pids - server.actor_pids()), 15)
+        assert sorted(p.name for p in (data_dir / "models").iterdir() if p.name.startswith("v")) == versions
+        assert (data_dir / "catalogue.json").read_bytes() == catalogue
+        code, body = call(server, "GET", "/api/status")
+        assert body["training"] == {"state": "idle"}
+
+
+def test_stopping_the_service_leaves_no_actor_process(data_dir):
+    server = LiveServer(data_dir, predictors=2)
+    with server:
+        pids = server.actor_pids()
+        assert len(pids) == 6  # root, pool supervisor, two predictors, trainer, coordinator
+    assert server.process.returncode == 0
+    assert server.leftovers == []
+    assert not any(process_alive(pid) for pid in pids)
+
+
+def test_training_then_hot_reload_while_requests_flow(data_dir, photos):
+    with LiveServer(data_dir, predictors=2) as server:
+        with Traffic(server, photos) as traffic:
+            traffic.wait_for(2)
+            code, run = call(server, "POST", "/api/train", {})
+            assert code == 202
+            wait_until(lambda: status(server)["training"]["state"] == "succeeded", 120)
+            assert status(server)["training"]["version"] == "v0002"
+            wait_until(lambda: serving(server, 2, version="v0002"), 60)
+            traffic.wait_for(3)
+        traffic.assert_all_correct()
+        assert status(server)["pool"]["target_version"] == "v0002"
+
+        # An explicit reload back to the first version moves both predictors again.
+        code, body = call(server, "POST", "/api/reload", {"version": "v0001"})
+        assert code == 202 and body["version"] == "v0001"
+        wait_until(lambda: serving(server, 2, version="v0001"), 60)

@@ -1,0 +1,152 @@
+"""A real PAIN service for tests: `pain serve` in its own process, on free 127.0.0.1 ports.
+
+The service runs in a child process rather than in the test process because actor processes are
+forked from the server, and the test process has usually run torch already (see
+pain_actors/system.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LiveServer:
+    """Start with `with LiveServer(data_dir, predictors=2) as server:`; stops the whole tree on exit.
+
+    Keyword arguments other than `token` become [actors] settings, e.g. pool_max_restarts=1.
+    """
+
+    def __init__(self, data_dir: Path, *, token: str = TOKEN, **actor_settings) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = token
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "THESPIAN_BASE_IPADDR": "127.0.0.1",
+            "PAIN_STORAGE_DATA_DIR": str(self.data_dir),
+            "PAIN_SERVER_PORT": str(self.port),
+            "PAIN_SERVER_ADMIN_TOKEN": token,
+            "PAIN_SERVER_MAX_UPLOAD_BYTES": "2000000",
+            "PAIN_ACTORS_ADMIN_PORT": str(free_port()),
+            "PAIN_ENGINE_THREADS": "1",
+            "PAIN_LOGGING_FORMAT": "json",
+        }
+        for key, value in actor_settings.items():
+            self.env[f"PAIN_ACTORS_{key.upper()}"] = str(value)
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "LiveServer":
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "serve"],
+            cwd=self.data_dir.parent,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pain serve exited with {self.process.returncode}; log: {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"pain serve did not become ready; log: {self.log_path}")
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is None:
+            return
+        pids = set()
+        if self.process.poll() is None:
+            try:
+                pids = self.actor_pids()
+            except Exception:
+                pass
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        # Only processes this server started are ended, and only if its own shutdown failed.
+        leftovers = [pid for pid in pids if process_alive(pid)]
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        self._log.close()
+        self.leftovers = leftovers
+
+    def actor_pids(self) -> set[int]:
+        """Process ids of every actor of the tree, from /api/status."""
+        pids, stack = set(), [self.status()["tree"]]
+        while stack:
+            node = stack.pop()
+            if node.get("pid"):
+                pids.add(node["pid"])
+            stack.extend(node.get("children", []))
+        return pids
+
+    def call(self, method: str, path: str, body=None, data: bytes | None = None, timeout: float = 60.0):
+        """One HTTP request with the admin token; return (status, decoded JSON)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        elif data is not None:
+            headers["Content-Type"] = "image/jpeg"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def status(self) -> dict:
+        code, body = self.call("GET", "/api/status")
+        assert code == 200, body
+        return body
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):
+    """Poll `predicate` until it returns something true; return that, or raise AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def process_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
