@@ -23,11 +23,15 @@ class ServerSettings:
     max_upload_bytes: int = 20_000_000
     default_limit: int = 5
     admin_token: str = ""  # empty: the admin endpoints return 403
+    session_secret: str = ""  # Fernet key for dashboard session cookies; empty: a random key per start
+    secure_cookies: bool = False  # mark session cookies Secure (HTTPS only)
+    session_max_age: int = 604800  # seconds a dashboard login lasts
 
 
 @dataclass(frozen=True)
 class StorageSettings:
     data_dir: str = "data"
+    database_url: str = ""  # empty: SQLite file pain.sqlite3 in data_dir; or postgresql://user:password@host/db
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ RANGES = {
     ("server", "port"): (1, 65535),
     ("server", "default_limit"): (1, 50),
     ("server", "max_upload_bytes"): (1, None),
+    ("server", "session_max_age"): (60, None),
     ("engine", "threads"): (1, None),
     ("engine", "max_side"): (64, None),
     ("engine", "dense_ratio"): (0.0, 1.0),

@@ -27,9 +27,9 @@ LEGACY_INDEX_DIR = "index"  # where releases before model versions kept the one 
 class EngineHost:
     """Owns a recognition service loaded with the target model version, and the catalogue."""
 
-    def __init__(self, data_dir: Path, settings: EngineSettings) -> None:
+    def __init__(self, data_dir: Path, settings: EngineSettings, database_url: str = "") -> None:
         self.data_dir = data_dir
-        self.catalogue = Catalogue(data_dir)
+        self.catalogue = Catalogue(data_dir, database_url)
         self.store = ModelStore(data_dir)
         adopt_legacy_index(data_dir, self.store)
         self.service = RecognitionService(settings)

@@ -25,16 +25,25 @@ from pain_actors.messages import (
     VersionLoadFailed,
     WhoAreYou,
 )
+from workers.catalogue import Catalogue
 from workers.model_store import ModelStore, ModelStoreError
 
 log = structlog.get_logger(__name__)
 
 LOAD_POLL_SECONDS = 0.05
+SYNC_SECONDS = 2.0  # how often the catalogue is checked for added and deleted paintings
+# Fewer new embeddings stay in the embedding index's exact buffer; more are folded into Annoy.
+BULK_ADDITIONS = 50
 
 
 @dataclass(frozen=True)
 class LoadPoll:
     """Wakeup payload: check whether the background load finished."""
+
+
+@dataclass(frozen=True)
+class SyncPoll:
+    """Wakeup payload: compare the index with the catalogue."""
 
 
 @dataclass
@@ -59,10 +68,15 @@ class Predictor(PainActor):
         # torch is imported here, in the predictor's own process, never before Thespian forks.
         from workers.recognition import RecognitionService
 
-        self.store = ModelStore(Path(start_args["data_dir"]))
+        data_dir = Path(start_args["data_dir"])
+        self.store = ModelStore(data_dir)
+        self.catalogue = Catalogue(data_dir, start_args.get("database_url", ""))
         self.service = RecognitionService(start_args["engine"])
         self.version = self._load_first_version()
         self.loading: Loading | None = None
+        self.synced_stamp = None
+        self._sync_collection()
+        self.wakeupAfter(timedelta(seconds=SYNC_SECONDS), SyncPoll())
 
     def _load_first_version(self) -> str | None:
         """Load the target version, or the newest older one that loads; None when none exists."""
@@ -80,6 +94,40 @@ class Predictor(PainActor):
             return version
         log.warning("no_model_version", detail="serving an empty index until a version is published")
         return None
+
+    def _sync_collection(self) -> None:
+        """Index paintings added since the model version was built, and drop deleted ones.
+
+        This is how an upload becomes recognisable within seconds without a training run. A
+        painting whose image cannot be read is logged and skipped, so it cannot stop a predictor.
+        """
+        stamp = self.catalogue.change_stamp()
+        if stamp == self.synced_stamp:
+            return
+        self.catalogue.refresh()
+        wanted = {painting_id: self.catalogue.get(painting_id) for painting_id in self.catalogue.ids()}
+        indexed = set(self.service.recognizer.painting_ids())
+
+        removed = [pid for pid in indexed if pid not in wanted]
+        for painting_id in removed:
+            self.service.remove_painting(painting_id)
+        added = 0
+        for painting_id, painting in wanted.items():
+            if painting_id in indexed or painting is None:
+                continue
+            path = self.catalogue.image_path(painting.image)
+            try:
+                if path is None:
+                    raise FileNotFoundError(painting.image)
+                self.service.add_painting(painting_id, painting.museum, path.read_bytes())
+                added += 1
+            except Exception as error:
+                log.error("painting_not_indexed", painting_id=painting_id, error=f"{type(error).__name__}: {error}")
+        if added > BULK_ADDITIONS:
+            self.service.recognizer.finish_bulk_load()
+        if added or removed:
+            log.info("collection_synced", added=added, removed=len(removed), version=self.version)
+        self.synced_stamp = stamp
 
     def receiveMsg_WhoAreYou(self, message: WhoAreYou, sender: ActorAddress) -> None:
         self.send(sender, PredictorInfo(self.child_id or "", self.version, os.getpid()))
@@ -136,6 +184,10 @@ class Predictor(PainActor):
             loading.error = f"{type(error).__name__}: {error}"
 
     def receiveMsg_WakeupMessage(self, message: WakeupMessage, sender: ActorAddress) -> Any:
+        if isinstance(message.payload, SyncPoll):
+            self.wakeupAfter(timedelta(seconds=SYNC_SECONDS), SyncPoll())
+            self._sync_collection()
+            return None
         if not isinstance(message.payload, LoadPoll):
             return self.SUPER
         loading = self.loading
@@ -154,6 +206,8 @@ class Predictor(PainActor):
         previous = self.version
         self.service.recognizer = loading.recognizer  # the old one is freed with its last reference
         self.version = loading.version
+        self.synced_stamp = None  # the new version was built from the collection at its own time
+        self._sync_collection()
         log.info("model_version_swapped", version=self.version, previous=previous, seconds=seconds)
         self.send(loading.requester, VersionLoaded(self.child_id or "", self.version, seconds))
         return None

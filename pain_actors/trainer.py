@@ -30,6 +30,7 @@ STALE_STAGING_SECONDS = 600.0  # younger staging directories may belong to a run
 class Trainer(PainActor):
     def setup(self, start_args: dict[str, Any]) -> None:
         self.data_dir = Path(start_args["data_dir"])
+        self.database_url = start_args.get("database_url", "")
         # The engine built for a run takes its thread count from here, not from [engine].
         self.engine = replace(start_args["engine"], threads=start_args["training"].threads)
         ModelStore(self.data_dir).remove_staging(older_than=STALE_STAGING_SECONDS)
@@ -51,7 +52,7 @@ class Trainer(PainActor):
 
     def _run(self, run: RunProgress, cancel: threading.Event) -> None:
         try:
-            run.version = run_training(self.data_dir, self.engine, run, cancel)
+            run.version = run_training(self.data_dir, self.engine, run, cancel, self.database_url)
             run.state = "succeeded"
             log.info("training_succeeded", run_id=run.run_id, version=run.version)
         except Cancelled:

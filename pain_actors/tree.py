@@ -25,6 +25,9 @@ COORDINATOR = "coordinator"
 TRAINER = "trainer"
 
 
+PREDICTOR_PRELOAD = ("model.backbone", "model.recognizer", "model.autoencoder", "workers.recognition")
+
+
 def predictor_id(number: int) -> str:
     return f"predictor-{number}"
 
@@ -32,7 +35,11 @@ def predictor_id(number: int) -> str:
 def build_tree(config: Config) -> tuple[SupervisorFlags, list[ChildSpec]]:
     """Return the root supervisor's flags and child specs."""
     actors = config.actors
-    shared = {"data_dir": str(config.data_dir.resolve()), "logging": config.logging}
+    shared = {
+        "data_dir": str(config.data_dir.resolve()),
+        "database_url": config.storage.database_url,
+        "logging": config.logging,
+    }
 
     predictors = [
         ChildSpec(
@@ -42,6 +49,9 @@ def build_tree(config: Config) -> tuple[SupervisorFlags, list[ChildSpec]]:
             restart=Restart.PERMANENT,
             start_timeout=actors.predictor_start_timeout,
             shutdown_timeout=10.0,
+            # Importing these takes about a second; done once in the pool supervisor, it is not
+            # repeated by every predictor restart. Importing starts no torch threads.
+            preload=PREDICTOR_PRELOAD,
         )
         for number in range(1, actors.predictors + 1)
     ]

@@ -37,6 +37,7 @@ class ChildRecord:
     # which Thespian can pickle into reports. None while no actor is live.
     address: ActorAddress | None = None
     pid: int | None = None
+    local: bool = False  # the pid is a child process of the supervisor's own process
     start_count: int = 0
     # Reason from ChildStopping or SupervisorEscalated, used when the exit arrives.
     exit_reason: str | None = None
@@ -55,6 +56,7 @@ class ChildRecord:
         self.state = state
         self.address = None
         self.pid = None
+        self.local = False
         self.exit_reason = None
 
 

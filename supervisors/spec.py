@@ -74,6 +74,10 @@ class ChildSpec:
     shutdown_timeout: float = 5.0
     start_timeout: float = 5.0
     type: ChildType = ChildType.WORKER
+    # Modules the supervisor imports into its own process before it starts the children. Under
+    # multiprocTCPBase a child is forked from its supervisor, so a restarted child finds slow
+    # imports (torch, say) already done. Only list modules whose import starts no threads.
+    preload: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import importlib
 import os
+import time
 import signal
 from collections import deque
 from datetime import timedelta
@@ -160,6 +162,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         self._children = [ChildRecord(spec) for spec in child_specs]
         self._queue = deque(Operation("start", spec.id) for spec in child_specs)
         self._phase = Phase.STARTING
+        self._preload(child_specs)
         log.info(
             "supervisor starting",
             supervisor=name,
@@ -170,6 +173,28 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         )
         self.start_parent_watch()
         self._run_next_operation()
+
+    def _preload(self, child_specs: list[ChildSpec]) -> None:
+        modules = list(dict.fromkeys(name for spec in child_specs for name in spec.preload))
+        if not modules:
+            return
+        # Some imports start helper threads (numpy's BLAS pool, for one). A SIGCHLD delivered to
+        # such a thread does not interrupt this process's select(), and two child exits can then
+        # merge into one signal, so Thespian would miss a child's exit. Threads inherit the
+        # signal mask of the thread that creates them, so SIGCHLD stays blocked in all of them.
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            for module in modules:
+                started = time.monotonic()
+                try:
+                    importlib.import_module(module)
+                except Exception as error:  # the child's own import will fail and report it
+                    log.warning("preload failed", supervisor=self._name, module=module, error=str(error))
+                    continue
+                seconds = round(time.monotonic() - started, 2)
+                log.info("module preloaded", supervisor=self._name, module=module, seconds=seconds)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
     # --- the operation queue -------------------------------------------------------
 
@@ -284,6 +309,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         child.state = ChildState.RUNNING
         child.address = sender
         child.pid = message.pid
+        child.local = message.pid is not None and _process_state(message.pid)[1] == os.getpid()
         log.info(
             "child started",
             supervisor=self._name,
@@ -366,6 +392,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         if isinstance(payload, ParentProcessCheck):
             if self._phase is not Phase.STOPPED:
                 self.check_parent_process()
+                self._check_for_unreaped_children()
             return
         if not isinstance(payload, OperationTimeout) or payload.sequence != self._sequence:
             return
@@ -392,6 +419,21 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
             self._kill_child(child)
             self._on_child_stopped(child)
             self._run_next_operation()
+
+    def _check_for_unreaped_children(self) -> None:
+        """Treat running child processes of this process that have exited as exited children.
+
+        Thespian learns of child exits from SIGCHLD. When two children die within a millisecond
+        it can miss one, which is then never restarted. This check runs every
+        `parent_check_interval` seconds, so such an exit is handled within that time.
+        """
+        for child in list(self._children):
+            if child.state is not ChildState.RUNNING or not child.local or child.address is None:
+                continue
+            state, _ = _process_state(child.pid)
+            if state in (None, "Z"):
+                log.warning("child exit found by liveness check", supervisor=self._name, child_id=child.id, pid=child.pid)
+                self.receiveMsg_ChildActorExited(ChildActorExited(child.address), self.myAddress)
 
     # --- child lifecycle -----------------------------------------------------------
 
@@ -706,3 +748,13 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         if child in self._children:
             self._children.remove(child)
             log.info("child removed", supervisor=self._name, child_id=child.id, restart=child.spec.restart.value)
+
+
+def _process_state(pid: int) -> tuple[str | None, int | None]:
+    """Return the process's state letter and parent pid from Linux /proc, or (None, None) if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError, OSError):
+        return None, None
+    return fields[0], int(fields[1])

@@ -116,12 +116,17 @@ def _serve(config: Config, port: int | None) -> int:
     from aiohttp import web
 
     from web.app import create_app
+    from workers.database import DatabaseError
 
     port = port or config.server.port
     log.info("server_starting", host=config.server.host, port=port)
     try:
         # access_log=None: the app logs each request itself, as structured lines.
         web.run_app(create_app(config), host=config.server.host, port=port, print=None, access_log=None)
+    except (ConfigError, DatabaseError) as exc:
+        log.error("server_start_failed", error=str(exc))
+        sys.stderr.write(f"pain serve: {exc}\n")
+        return 2
     except OSError as exc:
         log.error("server_start_failed", host=config.server.host, port=port, error=str(exc))
         sys.stderr.write(
@@ -160,7 +165,7 @@ def _import(config: Config, dataset: str, museum: str) -> int:
     if not Path(dataset).is_dir():
         sys.stderr.write(f"pain import: dataset directory not found: {dataset}\n")
         return 2
-    host = EngineHost(config.data_dir, config.engine)
+    host = EngineHost(config.data_dir, config.engine, config.storage.database_url)
     try:
         added = host.import_dataset(dataset, museum, progress=lambda done, total: _progress("import", done, total))
     except (DatasetError, ImageError) as exc:

@@ -60,12 +60,13 @@ def run_training(
     settings: EngineSettings,
     progress: RunProgress,
     cancel: threading.Event,
+    database_url: str = "",
     on_step: Callable[[], None] | None = None,
 ) -> str:
     """Describe every painting into a new version, publish it and make it the target."""
     from workers.recognition import RecognitionService
 
-    catalogue = Catalogue(data_dir)
+    catalogue = Catalogue(data_dir, database_url)
     paintings = [catalogue.get(pid) for pid in catalogue.ids()]
     if not paintings:
         raise TrainingError("the collection is empty: upload or import paintings before training")

@@ -16,6 +16,7 @@ from live_server import LiveServer, process_alive, wait_until
 from model.synthetic import photograph, render_painting
 from pain_actors.config import Config
 from pain_actors.engine_host import EngineHost
+from workers.catalogue import Catalogue
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,9 @@ def test_kills_beyond_restart_intensity_escalate_and_the_service_recovers(data_d
         pool_pid = node(status(server)["tree"], "predictors")["pid"]
         with Traffic(server, photos, threads=2) as traffic:
             traffic.wait_for(2)
-            call(server, "POST", "/api/admin/kill", {"actor": "predictor-1"})
+            code, killed = call(server, "POST", "/api/admin/kill", {"actor": "predictor-1"})
+            assert code == 202
+            wait_until(lambda: node(status(server)["tree"], "predictor-1").get("pid") not in (None, killed["pid"]), 60)
             wait_until(lambda: serving(server, 2), 60)
             # The second restart within 60 s exceeds the intensity of 1: the pool supervisor gives
             # up, the root restarts the whole pool subtree.
@@ -148,7 +151,7 @@ def test_kills_beyond_restart_intensity_escalate_and_the_service_recovers(data_d
 def test_coordinator_trainer_and_root_recover_and_nothing_is_lost(data_dir, photos):
     with LiveServer(data_dir, predictors=1) as server:
         versions = sorted(p.name for p in (data_dir / "models").iterdir() if p.name.startswith("v"))
-        catalogue = (data_dir / "catalogue.json").read_bytes()
+        paintings = sorted(Catalogue(data_dir).ids())
         old_pids = server.actor_pids()
 
         with Traffic(server, photos, threads=2) as traffic:
@@ -168,7 +171,7 @@ def test_coordinator_trainer_and_root_recover_and_nothing_is_lost(data_dir, phot
         # Every process of the first tree is gone: the killed root's children followed it.
         wait_until(lambda: not any(process_alive(pid) for pid in old_pids - server.actor_pids()), 15)
         assert sorted(p.name for p in (data_dir / "models").iterdir() if p.name.startswith("v")) == versions
-        assert (data_dir / "catalogue.json").read_bytes() == catalogue
+        assert sorted(Catalogue(data_dir).ids()) == paintings
         code, body = call(server, "GET", "/api/status")
         assert body["training"] == {"state": "idle"}
 

@@ -3,6 +3,7 @@
 import io
 
 import cv2
+import numpy as np
 import pytest
 from aiohttp import ClientSession, FormData
 from PIL import Image
@@ -145,7 +146,7 @@ async def test_predict_invalid_limit(client, limit):
 
 async def test_paintings_and_museums(client):
     museums = await (await client.get("/api/museums")).json()
-    assert museums == [{"id": "estensi-test", "paintings": 4}]
+    assert museums == [{"id": "estensi-test", "name": "estensi-test", "paintings": 4}]
 
     listed = await (await client.get("/api/list-museum/estensi-test")).json()
     assert sorted(p["name"] for p in listed) == ["Title 0", "Title 1", "Title 2", "Title 3"]
@@ -223,3 +224,121 @@ async def test_admin_endpoints_disabled_without_a_configured_token(data_dir):
             response = await session.post("/api/train", headers={"Authorization": "Bearer anything"})
             assert response.status == 403
             assert "server.admin_token" in (await response.json())["error"]
+
+
+def encoded(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def photo_rgb(seed: int) -> np.ndarray:
+    return photograph(render_painting(seed), seed=seed + 50)
+
+
+def cmyk_jpeg(seed: int) -> bytes:
+    return encoded(Image.fromarray(photo_rgb(seed)).convert("CMYK"), "JPEG", quality=90)
+
+
+def grey_16_bit_png(seed: int) -> bytes:
+    grey = cv2.cvtColor(photo_rgb(seed), cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+    return encoded(Image.fromarray(grey), "PNG")
+
+
+def palette_png(seed: int) -> bytes:
+    return encoded(Image.fromarray(photo_rgb(seed)).convert("P", palette=Image.Palette.ADAPTIVE, colors=256), "PNG")
+
+
+def alpha_png(seed: int) -> bytes:
+    rgba = Image.fromarray(photo_rgb(seed)).convert("RGBA")
+    alpha = np.full(rgba.size[::-1], 255, np.uint8)
+    alpha[:40, :] = 0  # a transparent strip, as cut-out photos have
+    rgba.putalpha(Image.fromarray(alpha))
+    return encoded(rgba, "PNG")
+
+
+def exif_rotated_jpeg(seed: int) -> bytes:
+    """A phone photo stored sideways with EXIF orientation 6 (display rotated 90 degrees clockwise)."""
+    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(photo_rgb(seed))))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encoded(sideways, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def animated_gif(seed: int) -> bytes:
+    first = Image.fromarray(photo_rgb(seed))
+    noise = Image.fromarray(np.random.default_rng(seed).integers(0, 255, (768, 1024, 3), dtype=np.uint8))
+    return encoded(first, "GIF", save_all=True, append_images=[noise], duration=200, loop=0)
+
+
+@pytest.mark.parametrize(
+    "make, content_type",
+    [
+        (cmyk_jpeg, "image/jpeg"),
+        (palette_png, "image/png"),
+        (alpha_png, "image/png"),
+        (exif_rotated_jpeg, "image/jpeg"),
+        (animated_gif, "image/gif"),
+    ],
+)
+async def test_predict_unusual_image_formats_match(client, make, content_type):
+    response = await client.post("/api/predict", data=make(1), headers={"Content-Type": content_type})
+    assert response.status == 200
+    results = await response.json()
+    assert results, f"{make.__name__}: no match"
+    assert results[0]["name"] == "Title 1"
+
+
+async def test_predict_16_bit_greyscale_is_accepted(client):
+    # Greyscale loses the colour the CNN votes use, so a match is not guaranteed; a wrong one is not allowed.
+    response = await client.post("/api/predict", data=grey_16_bit_png(2), headers={"Content-Type": "image/png"})
+    assert response.status == 200
+    assert all(result["name"] == "Title 2" for result in await response.json())
+
+
+async def test_predict_malformed_multipart_is_400(client):
+    body = b"--xyz\r\nContent-Disposition: form-data; name=payload\r\n\r\nunterminated"
+    response = await client.post(
+        "/api/predict", data=body, headers={"Content-Type": "multipart/form-data; boundary=xyz"}
+    )
+    assert response.status == 400
+    assert "payload" in (await response.json())["error"]
+
+
+async def test_predict_multipart_with_non_image_file_is_422(client):
+    form = FormData()
+    form.add_field("payload", b"%PDF-1.4 not an image", filename="photo.pdf", content_type="application/pdf")
+    response = await client.post("/api/predict", data=form)
+    assert response.status == 422
+    assert "payload" in (await response.json())["error"]
+
+
+async def test_user_content_sends_the_stored_bytes(client, data_dir):
+    painting = (await (await client.get("/api/list-museum/estensi-test")).json())[0]
+    response = await client.get(f"/user_content/{painting['image_path']}")
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert await response.read() == (data_dir / "images" / painting["image_path"]).read_bytes()
+
+
+async def test_openapi_and_metrics_are_served(client):
+    document = await (await client.get("/api/openapi.json")).json()
+    assert document["openapi"].startswith("3.")
+    metrics = await client.get("/metrics")
+    assert metrics.status == 200
+    assert "pain_predictor_pool_size 1.0" in await metrics.text()
+
+
+async def test_bad_input_crashed_no_worker(client):
+    """Runs last in this module: every bad input above left every actor running."""
+    status = await (await client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})).json()
+    stack = [status["tree"]]
+    while stack:
+        node = stack.pop()
+        assert node["restart_count"] == 0, node
+        stack.extend(node.get("children", []))
+    assert status["root_restarts"] == 0
+
+    response = await client.post("/api/predict", data=photo_of(0))
+    assert response.status == 200
+    assert (await response.json())[0]["name"] == "Title 0"

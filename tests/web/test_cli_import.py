@@ -1,25 +1,36 @@
 """`pain import` on generated datasets, with good and bad input."""
 
 import json
+import logging
 import shutil
 
 import pytest
+import structlog
 
 from web.cli import main
+from workers.catalogue import Catalogue
 
 
 @pytest.fixture
 def data_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PAIN_STORAGE_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    yield tmp_path / "data"
+    # main() points structlog and the root logger at this test's captured stderr. That stream is
+    # closed after the test, so later tests in the process would fail to write their logs.
+    structlog.reset_defaults()
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
 
 
 def test_import_adds_paintings_and_index(small_dataset, data_env, capsys):
     assert main(["import", str(small_dataset), "--museum", "museum-1"]) == 0
 
-    catalogue = json.loads((data_env / "catalogue.json").read_text())
-    assert sorted(row["title"] for row in catalogue) == ["Title 0", "Title 1", "Title 2", "Title 3"]
-    assert {row["museum"] for row in catalogue} == {"museum-1"}
+    catalogue = Catalogue(data_env)
+    assert sorted(catalogue.get(pid).title for pid in catalogue.ids()) == ["Title 0", "Title 1", "Title 2", "Title 3"]
+    assert catalogue.museums() == {"museum-1": 4}
     target = json.loads((data_env / "models" / "target").read_text())["version"]
     assert (data_env / "models" / target / "engine.pkl").is_file()
     assert len(list((data_env / "images").iterdir())) == 4
@@ -42,7 +53,7 @@ def test_import_names_corrupt_image_and_adds_nothing(small_dataset, tmp_path, da
     error = capsys.readouterr().err
     assert "paintings/002.png" in error
     assert "line 4" in error
-    assert not (data_env / "catalogue.json").exists()
+    assert len(Catalogue(data_env)) == 0
     assert not (data_env / "images").exists()
 
 
