@@ -58,6 +58,14 @@ class ActorSettings:
 @dataclass(frozen=True)
 class TrainingSettings:
     threads: int = 1
+    epochs: int = 60
+    patience: int = 30
+    contrastive_epochs: int = 40
+    batch_size: int = 16
+    lr: float = 0.01
+    weight_decay: float = 0.0001
+    contrastive_lr: float = 0.001
+    validation_share: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,11 @@ RANGES = {
     ("actors", "root_max_seconds"): (0.1, None),
     ("actors", "predictor_start_timeout"): (5.0, None),
     ("training", "threads"): (1, None),
+    ("training", "batch_size"): (2, None),
+    ("training", "patience"): (1, None),
+    ("training", "lr"): (1e-6, 1.0),
+    ("training", "contrastive_lr"): (1e-6, 1.0),
+    ("training", "validation_share"): (0.01, 0.5),
 }
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 

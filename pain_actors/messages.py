@@ -116,7 +116,10 @@ class StatusReport:
 
 @dataclass
 class TrainRequest:
+    """Start a training run, or continue run `resume` from its last checkpoint."""
+
     request_id: str
+    resume: str | None = None
 
 
 @dataclass

@@ -177,9 +177,7 @@ class Predictor(PainActor):
     def _load_beside(self, loading: Loading) -> None:
         """Background thread: build a second recognizer on the new version, without touching the first."""
         try:
-            recognizer = self.service.new_recognizer()
-            recognizer.load(self.store.path(loading.version))
-            loading.recognizer = recognizer
+            loading.recognizer = self.service.load_version(self.store.path(loading.version))
         except (ModelStoreError, Exception) as error:
             loading.error = f"{type(error).__name__}: {error}"
 

@@ -8,6 +8,7 @@ staging directory is removed when the next trainer starts.
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 import time
 import uuid
 from dataclasses import replace
@@ -20,7 +21,8 @@ from thespian.actors import ActorAddress
 from pain_actors.base import PainActor
 from pain_actors.messages import RequestFailed, StatusReport, StatusRequest, TrainAccepted, TrainRequest
 from workers.model_store import ModelStore
-from workers.training import Cancelled, RunProgress, TrainingError, run_training
+from workers.database import open_database
+from workers.training import Cancelled, RunProgress, TrainingError, resumable_run, run_training
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +35,7 @@ class Trainer(PainActor):
         self.database_url = start_args.get("database_url", "")
         # The engine built for a run takes its thread count from here, not from [engine].
         self.engine = replace(start_args["engine"], threads=start_args["training"].threads)
+        self.training = start_args["training"]
         ModelStore(self.data_dir).remove_staging(older_than=STALE_STAGING_SECONDS)
         self.run: RunProgress | None = None
         self.cancel = threading.Event()
@@ -42,8 +45,12 @@ class Trainer(PainActor):
         if self.thread is not None and self.thread.is_alive():
             self.send(sender, RequestFailed(message.request_id, 409, f"training run {self.run.run_id} is still running"))
             return
-        run = RunProgress(run_id=uuid.uuid4().hex[:12])
+        if message.resume is not None and not resumable_run(self.data_dir, message.resume):
+            self.send(sender, RequestFailed(message.request_id, 404, f"resume: run {message.resume!r} left no checkpoint"))
+            return
+        run = RunProgress(run_id=message.resume or uuid.uuid4().hex[:12])
         self.run = run
+        self._record(run, created=message.resume is None)
         self.cancel = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(run, self.cancel), name="training", daemon=True)
         self.thread.start()
@@ -52,10 +59,10 @@ class Trainer(PainActor):
 
     def _run(self, run: RunProgress, cancel: threading.Event) -> None:
         try:
-            run.version = run_training(self.data_dir, self.engine, run, cancel, self.database_url)
+            run.version = run_training(self.data_dir, self.engine, self.training, run, cancel, self.database_url)
             run.state = "succeeded"
             log.info("training_succeeded", run_id=run.run_id, version=run.version)
-        except Cancelled:
+        except (Cancelled, InterruptedError):
             run.state = "cancelled"
             log.info("training_cancelled", run_id=run.run_id)
         except TrainingError as error:
@@ -66,6 +73,24 @@ class Trainer(PainActor):
             log.exception("training_crashed", run_id=run.run_id)
         finally:
             run.finished_at = time.time()
+            self._record(run)
+
+    def _record(self, run: RunProgress, created: bool = False) -> None:
+        """Write the run's state to the database; a database error is logged, never fatal to the run."""
+        try:
+            database = open_database(self.data_dir, self.database_url)
+            if created:
+                database.record_run(run.run_id, total=run.total)
+            fields = {"state": run.state, "done": run.done, "total": run.total, "error": run.error, "epochs": run.epochs}
+            if run.version:
+                fields["version"] = run.version
+                database.record_version(run.version, "training", run_id=run.run_id)
+            if run.finished_at:
+                fields["finished_at"] = datetime.fromtimestamp(run.finished_at, timezone.utc)
+            database.update_run(run.run_id, **fields)
+            database.close()
+        except Exception as error:
+            log.error("training_run_not_recorded", run_id=run.run_id, error=f"{type(error).__name__}: {error}")
 
     def receiveMsg_StatusRequest(self, message: StatusRequest, sender: ActorAddress) -> None:
         state = {"state": "idle"} if self.run is None else self.run.as_dict()

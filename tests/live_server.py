@@ -31,10 +31,11 @@ def free_port() -> int:
 class LiveServer:
     """Start with `with LiveServer(data_dir, predictors=2) as server:`; stops the whole tree on exit.
 
-    Keyword arguments other than `token` become [actors] settings, e.g. pool_max_restarts=1.
+    `training` overrides [training] settings (a test server trains 2 + 2 epochs by default). Other
+    keyword arguments become [actors] settings, e.g. pool_max_restarts=1.
     """
 
-    def __init__(self, data_dir: Path, *, token: str = TOKEN, **actor_settings) -> None:
+    def __init__(self, data_dir: Path, *, token: str = TOKEN, training: dict | None = None, **actor_settings) -> None:
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -54,6 +55,9 @@ class LiveServer:
         }
         for key, value in actor_settings.items():
             self.env[f"PAIN_ACTORS_{key.upper()}"] = str(value)
+        # Short training by default, so that a test run trains in seconds.
+        for key, value in {"epochs": 2, "contrastive_epochs": 2, "batch_size": 4, **(training or {})}.items():
+            self.env[f"PAIN_TRAINING_{key.upper()}"] = str(value)
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "LiveServer":

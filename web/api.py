@@ -200,9 +200,13 @@ async def reload(request: web.Request) -> web.Response:
 
 
 async def train(request: web.Request) -> web.Response:
-    """POST /api/train (admin): start a training run; its version is served once it finishes."""
+    """POST /api/train (admin): start a training run, or {"resume": RUN_ID} to continue one."""
     require_admin(request)
-    reply = await request.app[CLIENT].ask(TRAINER, TrainRequest(new_request_id()), ADMIN_TIMEOUT)
+    body = await _json_body(request)
+    resume = body.get("resume")
+    if resume is not None and (not isinstance(resume, str) or not resume.isalnum()):
+        return json_error(400, "resume: must be the run_id of an earlier run, as returned by POST /api/train")
+    reply = await request.app[CLIENT].ask(TRAINER, TrainRequest(new_request_id(), resume), ADMIN_TIMEOUT)
     if isinstance(reply, RequestFailed):
         return json_error(reply.status, reply.error)
     assert isinstance(reply, TrainAccepted)

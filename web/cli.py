@@ -37,6 +37,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--distractors", type=int, default=0, help="generated distractor paintings added to the collection (default 0)"
     )
+    evaluate.add_argument(
+        "--train",
+        action="store_true",
+        help="first train the autoencoder on the dataset's paintings with the [training] settings, then evaluate",
+    )
 
     importer = commands.add_parser("import", help="add a dataset's paintings to a museum in the data directory")
     importer.add_argument("dataset", help="dataset directory (paintings.csv and paintings/)")
@@ -45,7 +50,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="show predictors, model versions, training and the actor tree")
     reload = commands.add_parser("reload", help="move predictors one at a time to a model version")
     reload.add_argument("--version", help="version such as v0003 (default: the newest published one)")
-    commands.add_parser("train", help="start a training run on the running service")
+    train = commands.add_parser("train", help="start a training run on the running service")
+    train.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
     kill = commands.add_parser("kill", help="fault injection: kill an actor of the running service")
     kill.add_argument("actor", help="pain (the root), predictors, coordinator, trainer or predictor-N")
     kill.add_argument("--mode", choices=("sigkill", "raise"), default="sigkill", help="default: sigkill")
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(config, args.port)
     if args.command == "eval":
-        return _eval(config, args.dataset, args.json_path, args.distractors)
+        return _eval(config, args.dataset, args.json_path, args.distractors, args.train)
     if args.command == "import":
         return _import(config, args.dataset, args.museum)
     if args.command == "status":
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reload":
         return _admin(config, "POST", "/api/reload", {"version": args.version} if args.version else {})
     if args.command == "train":
-        return _admin(config, "POST", "/api/train", {})
+        return _admin(config, "POST", "/api/train", {"resume": args.resume} if args.resume else {})
     if args.command == "kill":
         return _admin(config, "POST", "/api/admin/kill", {"actor": args.actor, "mode": args.mode})
     return 2
@@ -138,17 +144,22 @@ def _serve(config: Config, port: int | None) -> int:
     return 0
 
 
-def _eval(config: Config, dataset: str, json_path: str | None, distractors: int) -> int:
+def _eval(config: Config, dataset: str, json_path: str | None, distractors: int, train: bool = False) -> int:
     from model.dataset import DatasetError
-    from workers.evaluation import evaluate, format_table
+    from workers.evaluation import autoencoder_recall, evaluate, format_table
 
+    training = config.training if train else None
     try:
-        report, _ = evaluate(dataset, config.engine, distractors=distractors, progress=_progress)
+        report, _ = evaluate(dataset, config.engine, distractors=distractors, progress=_progress, training=training)
     except DatasetError as exc:
         sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
         return 2
     sys.stderr.write("\n")
     sys.stdout.write(format_table(report) + "\n")
+    checkpoint = report.pop("_autoencoder_checkpoint", None) or config.engine.autoencoder_checkpoint
+    if checkpoint:
+        recall = autoencoder_recall(dataset, checkpoint, max_pixels=config.engine.max_pixels)
+        sys.stdout.write("autoencoder first stage recall@10: " + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()) + "\n")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -5,7 +5,10 @@ The queries go through `RecognitionService.predict`, the same call a predictor m
 
 from __future__ import annotations
 
+import tempfile
 import time
+from dataclasses import replace
+from pathlib import Path
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,9 +39,18 @@ def evaluate(
     settings: EngineSettings,
     distractors: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    training=None,
 ) -> tuple[dict, list[QueryOutcome]]:
-    """Run the evaluation and return the report (the `--json` document) and each query's outcome."""
+    """Run the evaluation and return the report (the `--json` document) and each query's outcome.
+
+    With `training` (the [training] settings), the autoencoder is first trained on the dataset's
+    paintings, as a training run would on a museum's collection, and the engine uses it.
+    """
     dataset = read_dataset(dataset_path)
+    if training is not None:
+        checkpoint = Path(tempfile.mkdtemp(prefix="pain-eval-")) / "autoencoder.pt"
+        train_on_dataset(dataset, training, checkpoint, settings.max_pixels)
+        settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
     service = RecognitionService(settings)
 
     started = time.perf_counter()
@@ -61,7 +73,62 @@ def evaluate(
             progress("query", number, len(dataset.queries))
 
     report = build_report(len(dataset.paintings), outcomes, index_seconds)
+    if settings.autoencoder_checkpoint:
+        # Not part of the JSON document: `pain eval` reads it for the first-stage recall line.
+        report["_autoencoder_checkpoint"] = settings.autoencoder_checkpoint
     return report, outcomes
+
+
+def train_on_dataset(dataset, training, checkpoint: Path, max_pixels: int) -> None:
+    """Train the autoencoder on a dataset's painting images and save it to `checkpoint`."""
+    import torch
+
+    from model.intake import decode_image
+    from model.train_autoencoder import TrainingConfig, train
+
+    images = [decode_image(dataset.painting_path(p).read_bytes(), max_pixels) for p in dataset.paintings]
+    config = TrainingConfig(
+        epochs=training.epochs,
+        patience=training.patience,
+        contrastive_epochs=training.contrastive_epochs,
+        batch_size=training.batch_size,
+        lr=training.lr,
+        weight_decay=training.weight_decay,
+        contrastive_lr=training.contrastive_lr,
+        validation_share=training.validation_share,
+    )
+    model, history = train(images, config, checkpoint.parent)
+    torch.save({"model": model.state_dict()}, checkpoint)
+    log.info("eval_autoencoder_trained", epochs=len(history.epochs), best_val_loss=round(history.best_val_loss, 4))
+
+
+def autoencoder_recall(dataset_path: str, checkpoint: str, k: int = 10, max_pixels: int = 50_000_000) -> dict:
+    """Recall@k of the autoencoder embedding alone, per query kind: the first stage of the 2020 design.
+
+    A query counts when one of its expected paintings is among the k paintings whose embedding is
+    nearest to the whole photo's embedding.
+    """
+    import cv2
+
+    from model.autoencoder import INPUT_SIZE, AutoencoderEncoder
+    from model.intake import decode_image
+
+    dataset = read_dataset(dataset_path)
+    encoder = AutoencoderEncoder.from_checkpoint(checkpoint)
+
+    def embed(path: Path) -> np.ndarray:
+        rgb = decode_image(path.read_bytes(), max_pixels)
+        return encoder.embed(cv2.resize(rgb, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA))
+
+    names = [p.image for p in dataset.paintings]
+    references = np.stack([embed(dataset.painting_path(p)) for p in dataset.paintings])
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for query in dataset.queries:
+        if not query.expected:
+            continue
+        nearest = np.argsort(-(references @ embed(dataset.query_path(query))))[:k]
+        hits[query.kind].append(any(names[i] in query.expected for i in nearest))
+    return {kind: round(_mean(found), 3) for kind, found in sorted(hits.items())}
 
 
 def build_report(paintings: int, outcomes: list[QueryOutcome], index_seconds: float) -> dict:

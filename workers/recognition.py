@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+AUTOENCODER_FILE = "autoencoder.pt"  # a model version's trained autoencoder, when it has one
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -53,14 +55,27 @@ class RecognitionService:
         autoencoder = None
         if settings.autoencoder_checkpoint:
             autoencoder = AutoencoderEncoder.from_checkpoint(settings.autoencoder_checkpoint)
+        self._configured_autoencoder = autoencoder
         self.recognizer = Recognizer(settings, load_backbone(settings.backbone, settings.backbone_weights), autoencoder)
         self._recognizer_class = Recognizer
         log.info("recognition_service_started", backbone=settings.backbone, autoencoder=bool(autoencoder))
 
-    def new_recognizer(self):
-        """An empty recognizer that shares this one's backbone and autoencoder, to load another version into."""
-        current = self.recognizer
-        return self._recognizer_class(self.settings, current.backbone, current.autoencoder)
+    def new_recognizer(self, autoencoder=None):
+        """An empty recognizer that shares this one's backbone, with `autoencoder` or the configured one."""
+        return self._recognizer_class(self.settings, self.recognizer.backbone, autoencoder or self._configured_autoencoder)
+
+    def load_version(self, directory: Path):
+        """Build a recognizer from a saved model version, with the version's own autoencoder if it has one.
+
+        The current recognizer is not touched, so the caller decides when to swap.
+        """
+        from model.autoencoder import AutoencoderEncoder
+
+        checkpoint = directory / AUTOENCODER_FILE
+        autoencoder = AutoencoderEncoder.from_checkpoint(checkpoint) if checkpoint.is_file() else None
+        recognizer = self.new_recognizer(autoencoder)
+        recognizer.load(directory)
+        return recognizer
 
     def describe(self, image_bytes: bytes) -> "ReferenceFeatures":
         """Compute a painting image's stored features; raises model.intake.ImageError if unusable."""
@@ -88,4 +103,4 @@ class RecognitionService:
         self.recognizer.save(directory)
 
     def load(self, directory: Path) -> None:
-        self.recognizer.load(directory)
+        self.recognizer = self.load_version(directory)

@@ -1,15 +1,16 @@
-"""Training runs: build a new model version from the live collection, in the background.
+"""Training runs: train the autoencoder on the live collection and publish a new model version.
 
-NOTE: a run currently re-describes every painting of the catalogue into fresh indexes (so the
-version reflects additions and removals exactly). Autoencoder training plugs into `run_training`
-as a first stage; until then a run is an index rebuild.
+A run reads every painting of the catalogue, trains the autoencoder (reconstruction, then
+instance discrimination on simulated phone photos; see model/train_autoencoder.py), describes
+every painting again with the trained encoder, and publishes the indexes and the checkpoint as one
+model version. Its checkpoint is written after every epoch under `data_dir/training/<run id>/`,
+so an interrupted run can resume. Nothing is published until the run completes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from workers.catalogue import Catalogue
 from workers.model_store import ModelStore
 
 log = structlog.get_logger(__name__)
+
+RUNS_DIR = "training"
+MIN_PAINTINGS = 2  # one to train on and one to validate on
 
 
 class TrainingError(RuntimeError):
@@ -32,12 +36,16 @@ class Cancelled(Exception):
 
 @dataclass
 class RunProgress:
+    """A run's state as the trainer reports it; `done`/`total` count epochs, then indexed paintings."""
+
     run_id: str
     state: str = "running"  # running, succeeded, failed, cancelled
+    phase: str = "starting"  # starting, training, indexing, publishing
     done: int = 0
     total: int = 0
     version: str | None = None
     error: str | None = None
+    epochs: list[dict] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
 
@@ -45,11 +53,13 @@ class RunProgress:
         return {
             "run_id": self.run_id,
             "state": self.state,
+            "phase": self.phase,
             "progress": round(self.done / self.total, 3) if self.total else 0.0,
             "done": self.done,
             "total": self.total,
             "version": self.version,
             "error": self.error,
+            "epochs": list(self.epochs),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
@@ -58,39 +68,85 @@ class RunProgress:
 def run_training(
     data_dir: Path,
     settings: EngineSettings,
+    training,
     progress: RunProgress,
     cancel: threading.Event,
     database_url: str = "",
-    on_step: Callable[[], None] | None = None,
 ) -> str:
-    """Describe every painting into a new version, publish it and make it the target."""
-    from workers.recognition import RecognitionService
+    """Train, re-index and publish; return the new version, which also becomes the target.
+
+    `training` is the [training] section of the configuration. Raises TrainingError for a
+    collection too small to train on and Cancelled when `cancel` is set.
+    """
+    import torch
+
+    from model.autoencoder import AutoencoderEncoder
+    from model.intake import decode_image
+    from model.train_autoencoder import TrainingConfig, train
+    from workers.recognition import AUTOENCODER_FILE, RecognitionService
 
     catalogue = Catalogue(data_dir, database_url)
-    paintings = [catalogue.get(pid) for pid in catalogue.ids()]
-    if not paintings:
-        raise TrainingError("the collection is empty: upload or import paintings before training")
-    progress.total = len(paintings)
+    paintings = [catalogue.get(painting_id) for painting_id in catalogue.ids()]
+    paintings = [p for p in paintings if p is not None and catalogue.image_path(p.image) is not None]
+    if len(paintings) < MIN_PAINTINGS:
+        raise TrainingError(
+            f"the collection has {len(paintings)} painting(s) with an image; training needs at least "
+            f"{MIN_PAINTINGS}: upload or import paintings first"
+        )
 
+    images = [decode_image(catalogue.image_path(p.image).read_bytes(), settings.max_pixels) for p in paintings]
+    config = TrainingConfig(
+        epochs=training.epochs,
+        patience=training.patience,
+        contrastive_epochs=training.contrastive_epochs,
+        batch_size=training.batch_size,
+        lr=training.lr,
+        weight_decay=training.weight_decay,
+        contrastive_lr=training.contrastive_lr,
+        validation_share=training.validation_share,
+    )
+    progress.phase, progress.total = "training", config.epochs + config.contrastive_epochs
+
+    def on_epoch(record: dict) -> None:
+        progress.epochs.append(record)
+        progress.done = len(progress.epochs)
+
+    work_dir = data_dir / RUNS_DIR / progress.run_id
+    work_dir.mkdir(parents=True, exist_ok=True)
+    model, history = train(images, config, work_dir, on_epoch=on_epoch, should_stop=cancel.is_set)
+    checkpoint = work_dir / AUTOENCODER_FILE
+    torch.save({"model": model.state_dict(), "history": history.epochs}, checkpoint)
+
+    # Every painting is described again: its autoencoder embedding comes from the new weights.
+    progress.phase, progress.done, progress.total = "indexing", 0, len(paintings)
     service = RecognitionService(settings)
-    for painting in paintings:
+    service.recognizer = service.new_recognizer(AutoencoderEncoder.from_checkpoint(checkpoint))
+    for painting, image in zip(paintings, images):
         if cancel.is_set():
             raise Cancelled()
-        path = catalogue.image_path(painting.image)
-        if path is None:
-            log.warning("training_image_missing", painting_id=painting.id, run_id=progress.run_id)
-        else:
-            service.add_painting(painting.id, painting.museum, path.read_bytes())
+        service.recognizer.add(painting.id, painting.museum, service.recognizer.describe_reference(image))
         progress.done += 1
-        if on_step is not None:
-            on_step()
     service.recognizer.finish_bulk_load()
+
+    progress.phase = "publishing"
 
     def write(directory: Path) -> dict:
         service.save(directory)
-        return {"paintings": len(service.recognizer), "source": "training", "run_id": progress.run_id}
+        (directory / AUTOENCODER_FILE).write_bytes(checkpoint.read_bytes())
+        return {
+            "paintings": len(service.recognizer),
+            "source": "training",
+            "run_id": progress.run_id,
+            "best_val_loss": history.best_val_loss,
+            "epochs": len(history.epochs),
+        }
 
     store = ModelStore(data_dir)
     version = store.publish(write)
     store.set_target(version)
     return version
+
+
+def resumable_run(data_dir: Path, run_id: str) -> bool:
+    """Return whether a run left a checkpoint to resume from."""
+    return (data_dir / RUNS_DIR / run_id / "checkpoint.pt").is_file()

@@ -509,4 +509,6 @@ async def test_bad_dashboard_input_crashed_no_worker(api):
         assert node["restart_count"] == 0, node
         stack.extend(node.get("children", []))
     assert status["root_restarts"] == 0
-    assert status["pool"]["predictors"][0]["state"] in ("idle", "busy")
+    # The training run above publishes a version, so the lone predictor may still be loading it
+    # (and serving meanwhile).
+    assert status["pool"]["predictors"][0]["state"] in ("idle", "busy", "reloading")

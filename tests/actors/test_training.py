@@ -1,0 +1,97 @@
+"""Training runs on the real service: versions, logs, kills mid-run and resume."""
+
+import cv2
+import pytest
+
+from live_server import LiveServer, process_alive, wait_until
+from model.synthetic import photograph, render_painting
+from pain_actors.config import Config
+from pain_actors.engine_host import EngineHost
+
+
+@pytest.fixture
+def data_dir(small_dataset, tmp_path):
+    directory = tmp_path / "data"
+    EngineHost(directory, Config().engine).import_dataset(str(small_dataset), "museum-1")
+    return directory
+
+
+def versions(data_dir):
+    return sorted(p.name for p in (data_dir / "models").iterdir() if p.name.startswith("v"))
+
+
+def test_training_run_publishes_a_version_with_its_autoencoder(data_dir):
+    with LiveServer(data_dir, predictors=1) as server:
+        code, body = server.call("POST", "/api/train", {})
+        assert code == 202
+        wait_until(lambda: server.status()["training"]["state"] == "succeeded", 180)
+        training = server.status()["training"]
+        assert training["version"] == "v0002"
+        assert [e["stage"] for e in training["epochs"]] == ["reconstruction"] * 2 + ["contrastive"] * 2
+        assert (data_dir / "models" / "v0002" / "autoencoder.pt").is_file()
+        wait_until(lambda: server.status()["pool"]["predictors"][0]["version"] == "v0002", 60)
+
+        ok, photo = cv2.imencode(".jpg", photograph(render_painting(1), seed=9)[..., ::-1])
+        code, answer = server.call("POST", "/api/predict", data=photo.tobytes())
+        assert code == 200 and answer[0]["name"] == "Title 1"
+    log = server.log_path.read_text()
+    assert "Epoch: [1][1/1]" in log
+    assert "TrainVal: [1/1]" in log
+    assert " * Loss " in log
+
+
+def test_trainer_killed_mid_run_publishes_nothing_and_the_run_resumes(data_dir):
+    with LiveServer(data_dir, predictors=1, training={"epochs": 500, "contrastive_epochs": 0}) as server:
+        code, started = server.call("POST", "/api/train", {})
+        assert code == 202
+        wait_until(lambda: server.status()["training"].get("done", 0) >= 2, 120)
+        trainer_pid = server.call("POST", "/api/admin/kill", {"actor": "trainer"})[1]["pid"]
+        wait_until(lambda: not process_alive(trainer_pid), 10)
+        wait_until(lambda: server.status()["training"] == {"state": "idle"}, 30)
+
+        assert versions(data_dir) == ["v0001"]
+        assert server.status()["pool"]["target_version"] == "v0001"
+        assert not list((data_dir / "models").glob(".staging-*"))
+        ok, photo = cv2.imencode(".jpg", photograph(render_painting(2), seed=4)[..., ::-1])
+        code, answer = server.call("POST", "/api/predict", data=photo.tobytes())
+        assert code == 200 and answer[0]["name"] == "Title 2"
+
+        code, error = server.call("POST", "/api/train", {"resume": "nosuchrun"})
+        assert code == 404 and "nosuchrun" in error["error"]
+
+        code, resumed = server.call("POST", "/api/train", {"resume": started["run_id"]})
+        assert code == 202 and resumed["run_id"] == started["run_id"]
+        wait_until(lambda: server.status()["training"].get("epochs"), 60)
+        assert server.status()["training"]["epochs"][0]["epoch"] >= 2
+
+
+def test_training_a_tiny_collection_fails_with_a_message(tmp_path, small_dataset):
+    data_dir = tmp_path / "data"
+    host = EngineHost(data_dir, Config().engine)
+    host.import_dataset(str(small_dataset), "museum-1")
+    for painting_id in host.catalogue.ids()[1:]:
+        host.catalogue.delete(painting_id, "museum-1")
+    with LiveServer(data_dir, predictors=1) as server:
+        assert server.call("POST", "/api/train", {})[0] == 202
+        wait_until(lambda: server.status()["training"]["state"] == "failed", 60)
+        assert "at least 2" in server.status()["training"]["error"]
+        assert versions(data_dir) == ["v0001"]
+
+
+def test_predictor_killed_during_a_reload_ends_on_the_target(data_dir):
+    ok, photo = cv2.imencode(".jpg", photograph(render_painting(3), seed=5)[..., ::-1])
+    with LiveServer(data_dir, predictors=2) as server:
+        assert server.call("POST", "/api/train", {})[0] == 202
+        wait_until(lambda: server.status()["training"]["state"] == "succeeded", 180)
+        on = lambda version: all(p["version"] == version and p["state"] in ("idle", "busy") for p in server.status()["pool"]["predictors"])  # noqa: E731
+        wait_until(lambda: on("v0002"), 60)
+
+        # Back to v0001, and one predictor dies while the wave runs.
+        assert server.call("POST", "/api/reload", {"version": "v0001"})[0] == 202
+        assert server.call("POST", "/api/admin/kill", {"actor": "predictor-2"})[0] == 202
+        answers = [server.call("POST", "/api/predict", data=photo.tobytes()) for _ in range(4)]
+        wait_until(lambda: on("v0001") and len(server.status()["pool"]["predictors"]) == 2, 60)
+
+        assert all(code == 200 and body[0]["name"] == "Title 3" for code, body in answers)
+        assert server.status()["pool"]["reload_error"] is None
+        assert not list((data_dir / "models").glob(".staging-*"))
