@@ -265,7 +265,7 @@ class Recognizer:
     ) -> None:
         """Shortlist by SIFT votes and verify with the correspondences behind the votes."""
         settings = self.settings
-        votes, pairs = _vote(index.sift, sift.descriptors, settings.sift_neighbours, "ratio")
+        votes, pairs = _vote(index.sift, sift.descriptors, settings.sift_neighbours)
         threshold = settings.sift_ransac_fraction * max(photo_size)
         for key in _top_keys(votes, settings.shortlist):
             reference = index.references[key]
@@ -282,7 +282,7 @@ class Recognizer:
     def _shortlist_view(self, index: CollectionIndex, view: View, view_number: int) -> list[int]:
         """Rank paintings for one view by CNN cell votes, then add the nearest global embeddings."""
         settings = self.settings
-        votes, _ = _vote(index.dense, view.dense.descriptors, settings.dense_neighbours, "cosine")
+        votes, _ = _vote(index.dense, view.dense.descriptors, settings.dense_neighbours, settings.dense_vote_power)
         # The whole photo gets the longer shortlist: it is the only view of a close-up shot.
         shortlist = _top_keys(votes, settings.dense_shortlist if view_number == 0 else settings.shortlist)
         shortlist += [key for key, _ in index.embeddings.search(view.embedding, settings.embedding_shortlist)]
@@ -413,30 +413,28 @@ class Recognizer:
 
 
 def _vote(
-    index: DescriptorIndex, descriptors: np.ndarray, neighbours: int, weighting: str, max_ratio: float = 1.0
+    index: DescriptorIndex, descriptors: np.ndarray, neighbours: int, power: float = 1.0, max_ratio: float = 1.0
 ) -> tuple[dict[int, float], dict[int, tuple[np.ndarray, np.ndarray]]]:
     """Let each query descriptor vote for the owners of its nearest stored descriptors.
 
     Each descriptor votes at most once per painting, through its nearest descriptor of that
-    painting. `weighting` is "ratio" (how much nearer than the farthest of the k neighbours: a soft
-    ratio test, for SIFT) or "cosine" (the similarity itself, for L2-normalised CNN cells). Returns
-    the votes and, per painting, the (query index, reference index) pairs behind them, keeping only
-    pairs whose distance is below `max_ratio` times the distance to the (k+1)-th neighbour.
+    painting, with the weight (1 - d**2 / d_next**2) ** power. Here d is the distance to that
+    descriptor and d_next the distance to the (k+1)-th neighbour, so the weight is a soft ratio
+    test. Returns the votes and, per painting, the (query index, reference index) pairs behind
+    them, keeping only pairs whose distance is below `max_ratio` times d_next.
     """
     if len(descriptors) == 0 or len(index) == 0:
         return {}, {}
 
     owners, offsets, distances = index.search(descriptors, neighbours + 1)
     owners, offsets = owners[:, :neighbours], offsets[:, :neighbours]
-    # Distance to each neighbour relative to the (k+1)-th: near 1 means the descriptor is as close
-    # to many other stored descriptors, as repeated frame ornaments and bare canvas are.
-    # Missing neighbours (fewer stored descriptors than k) have infinite distance.
+    # Distance to each neighbour relative to the (k+1)-th. Near 1 means the descriptor is about as
+    # near to many stored descriptors (frame ornaments, bare canvas, brush texture), so it votes with
+    # almost no weight. The (k+1)-th neighbour comes nearer as a collection grows, so the discount
+    # grows with it. Missing neighbours get the squared distance 4.0, the maximum between unit vectors.
     finite = np.where(np.isfinite(distances), distances, 4.0)
     ratios = np.sqrt(finite[:, :neighbours] / np.maximum(finite[:, -1:], 1e-12))
-    if weighting == "ratio":
-        weights = np.clip(1.0 - ratios**2, 0.0, None)
-    else:
-        weights = np.clip(1.0 - finite[:, :neighbours] / 2.0, 0.0, None)
+    weights = np.clip(1.0 - ratios**2, 0.0, None) ** power
 
     # Row-major flattening lists each descriptor's neighbours nearest first, so the first
     # occurrence of a (descriptor, owner) pair is its nearest match in that painting.

@@ -28,8 +28,11 @@ class EngineSettings:
     # Shortlist.
     sift_neighbours: int = 4
     dense_neighbours: int = 8
+    # CNN cell votes are weighted by a soft ratio test raised to this power (see `_vote` in
+    # model/recognizer.py). Squaring lets distinctive cells outvote the many generic ones.
+    dense_vote_power: float = 2.0
     shortlist: int = 10  # paintings verified from SIFT votes, and from each region's CNN votes
-    dense_shortlist: int = 20  # paintings verified from the whole photo's CNN votes
+    dense_shortlist: int = 30  # paintings verified from the whole photo's CNN votes
     embedding_shortlist: int = 3  # paintings added by each global embedding
     hnsw_ef_search: int = 32
 

@@ -1,0 +1,133 @@
+"""Hot-reload benchmark: predictors move between model versions while predict requests flow.
+
+It starts its own `pain serve` on free 127.0.0.1 ports with generated paintings, publishes a copy
+of the first model version as a second one, and then, under load from several client threads,
+reloads back and forth between the two `--reloads` times. It reports requests sent, failed
+(anything but 200 with the right painting first), latency percentiles during the reloads, and the
+time each predictor took to serve the new version, measured from the reload request.
+
+    .venv/bin/python bench/hot_reload.py --reloads 6 --paintings 100 --json result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
+
+import cv2  # noqa: E402
+
+from fault_injection import build_collection, percentile  # noqa: E402
+from live_server import LiveServer, wait_until  # noqa: E402
+from model.synthetic import photograph, render_painting  # noqa: E402
+from workers.model_store import ModelStore  # noqa: E402
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reloads", type=int, default=6, help="reloads to run (default 6)")
+    parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
+    parser.add_argument("--predictors", type=int, default=2, help="predictor actors (default 2)")
+    parser.add_argument("--paintings", type=int, default=100, help="generated paintings (default 100)")
+    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    return parser
+
+
+def main(args: argparse.Namespace) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="pain-bench-"))
+    try:
+        data = build_collection(root, args.paintings)
+        store = ModelStore(data)
+        first = store.target()
+        second = store.publish(lambda directory: _copy_version(store.path(first), directory))
+        photos = []
+        for seed in range(0, args.paintings, max(1, args.paintings // 20)):
+            ok, encoded = cv2.imencode(".jpg", photograph(render_painting(seed), seed=seed + 7)[..., ::-1])
+            photos.append((f"Painting {seed}", encoded.tobytes()))
+        with LiveServer(data, predictors=args.predictors) as server:
+            return run(server, photos, (first, second), args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _copy_version(source: Path, directory: Path) -> dict:
+    shutil.copytree(source, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns("meta.json"))
+    return {"source": "benchmark copy", "paintings": json.loads((source / "meta.json").read_text()).get("paintings")}
+
+
+def run(server: LiveServer, photos, versions: tuple[str, str], args: argparse.Namespace) -> dict:
+    results: list[tuple[float, float, bool]] = []  # (sent at, seconds, correct)
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        turn = number
+        while not stop.is_set():
+            title, photo = photos[turn % len(photos)]
+            turn += 1
+            sent = time.monotonic()
+            code, body = server.call("POST", "/api/predict", data=photo, timeout=120)
+            results.append((sent, time.monotonic() - sent, code == 200 and bool(body) and body[0]["name"] == title))
+
+    windows, per_predictor = [], []
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        for number in range(args.concurrency):
+            pool.submit(client, number)
+        time.sleep(3)
+        for reload_number in range(args.reloads):
+            target = versions[(reload_number + 1) % 2]
+            started = time.monotonic()
+            code, body = server.call("POST", "/api/reload", {"version": target})
+            assert code == 202, body
+            switched: dict[str, float] = {}
+
+            def all_switched() -> bool:
+                for predictor in server.status()["pool"]["predictors"]:
+                    if predictor["version"] == target and predictor["id"] not in switched:
+                        switched[predictor["id"]] = time.monotonic() - started
+                return len(switched) == args.predictors
+
+            wait_until(all_switched, timeout=120, interval=0.05)
+            windows.append((started, time.monotonic()))
+            per_predictor.extend(switched.values())
+            time.sleep(2)
+        stop.set()
+
+    during = [seconds * 1000 for sent, seconds, _ in results if any(a <= sent <= b for a, b in windows)]
+    failed = sum(1 for _, _, correct in results if not correct)
+    return {
+        "paintings": args.paintings,
+        "predictors": args.predictors,
+        "concurrency": args.concurrency,
+        "reloads": args.reloads,
+        "requests_sent": len(results),
+        "failed": failed,
+        "requests_during_reloads": len(during),
+        "latency_during_reloads_ms": {
+            "p50": round(percentile(during, 0.5), 1) if during else None,
+            "p99": round(percentile(during, 0.99), 1) if during else None,
+        },
+        "seconds_until_predictor_serves_new_version": {
+            "median": round(statistics.median(per_predictor), 2),
+            "max": round(max(per_predictor), 2),
+        },
+        "reload_wave_seconds": [round(b - a, 2) for a, b in windows],
+    }
+
+
+if __name__ == "__main__":
+    arguments = get_args_parser().parse_args()
+    result = main(arguments)
+    text = json.dumps(result, indent=2)
+    sys.stdout.write(text + "\n")
+    if arguments.json_path:
+        Path(arguments.json_path).write_text(text + "\n")
