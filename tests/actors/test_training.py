@@ -95,3 +95,27 @@ def test_predictor_killed_during_a_reload_ends_on_the_target(data_dir):
         assert all(code == 200 and body[0]["name"] == "Title 3" for code, body in answers)
         assert server.status()["pool"]["reload_error"] is None
         assert not list((data_dir / "models").glob(".staging-*"))
+
+
+def test_version_that_fails_to_load_stops_the_reload(data_dir):
+    from workers.model_store import ModelStore
+
+    store = ModelStore(data_dir)
+
+    def broken(directory):
+        (directory / "engine.pkl").write_bytes(b"not a pickled index")
+        return {"source": "test: unreadable index"}
+
+    bad = store.publish(broken)
+    ok, photo = cv2.imencode(".jpg", photograph(render_painting(0), seed=6)[..., ::-1])
+    with LiveServer(data_dir, predictors=2) as server:
+        code, body = server.call("POST", "/api/reload", {"version": bad})
+        assert code == 202
+        wait_until(lambda: server.status()["pool"]["reload_error"], 60)
+
+        pool = server.status()["pool"]
+        assert pool["reload_error"]["version"] == bad
+        assert pool["target_version"] == "v0001"  # pointed back at the version still serving
+        assert {p["version"] for p in pool["predictors"]} == {"v0001"}
+        code, answer = server.call("POST", "/api/predict", data=photo.tobytes())
+        assert code == 200 and answer[0]["name"] == "Title 0"
