@@ -43,7 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def build_collection(root: Path, paintings: int) -> Path:
-    """A dataset directory of generated paintings, imported with `pain import` into root/data."""
+    """Write a dataset of generated paintings and import it with `pain import` into root/data."""
     import subprocess
 
     dataset = root / "dataset"

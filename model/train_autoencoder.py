@@ -86,7 +86,7 @@ class AverageMeter:
 
 
 class TrainingError(ValueError):
-    """A collection that cannot be trained on; the message says why and what to do."""
+    """A collection that cannot be trained on; the message states the reason and the fix."""
 
 
 def prepare_image(rgb: np.ndarray) -> torch.Tensor:
@@ -164,7 +164,7 @@ def evaluate(model: ConvAutoencoder, images: torch.Tensor, config: TrainingConfi
 
 
 def photo_view(painting: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    """A random simulated phone photo of one painting, prepared for the encoder."""
+    """Simulate a random phone photo of one painting and prepare it for the encoder."""
     photo = photograph(
         painting,
         seed=int(rng.integers(1 << 31)),

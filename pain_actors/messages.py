@@ -23,7 +23,7 @@ class PredictRequest:
 
 @dataclass
 class Predicted:
-    """A predictor's answer; the coordinator forwards it with `attempts` filled in."""
+    """A predictor's reply; the coordinator forwards it with `attempts` filled in."""
 
     request_id: str
     matches: list[dict]
@@ -45,7 +45,7 @@ class PredictRejected:
 
 @dataclass
 class RequestFailed:
-    """The service could not answer: `status` is the HTTP status the front end should send."""
+    """The service could not process the request: `status` is the HTTP status the front end should send."""
 
     request_id: str
     status: int

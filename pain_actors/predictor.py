@@ -1,4 +1,4 @@
-"""Predictor actor: one copy of the recognition engine, answering one photo at a time."""
+"""Predictor actor: one copy of the recognition engine, which recognises one photo at a time."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class Loading:
 class Predictor(PainActor):
     """Holds a RecognitionService loaded with one model version.
 
-    A new version is loaded on a background thread while this actor keeps answering on the old
+    A new version is loaded on a background thread while this actor keeps serving on the old
     one; the swap happens between two messages, so a request always finishes on the version it
     started with.
     """

@@ -99,7 +99,7 @@ class ActorService:
         return self._addresses.get(name)
 
     def private_context(self):
-        """A context manager giving a thread its own endpoint in the actor system."""
+        """Return a context manager that gives a thread its own endpoint in the actor system."""
         if self.system is None:
             raise RuntimeError("the actor system is not running")
         return self.system.private()
@@ -137,7 +137,7 @@ class ActorService:
         root = self.watcher.root_address if self.watcher else None
         report = ask_for(context, root, WhichChildren(), (ChildrenReport,), 2.0) if root else None
         if report is None:
-            raise ActorNotFound("the root supervisor does not answer; it is being restarted")
+            raise ActorNotFound("the root supervisor did not reply; it is being restarted, try again in a few seconds")
         children = []
         for child in report.children:
             grandchildren = []

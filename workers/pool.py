@@ -1,7 +1,7 @@
 """The predictor pool's bookkeeping, free of actor code so that it can be tested directly.
 
 The coordinator actor owns one `PredictorPool`. It works like poolboy: a request checks out an
-idle predictor or waits in a bounded queue, and the predictor is checked in when it answers. A
+idle predictor or waits in a bounded queue, and the predictor is checked in when it replies. A
 request whose predictor dies goes back to the front of the queue and is retried on another one.
 
 Hot reload follows Ray Serve's deployment state: the pool has a target model version, and
@@ -22,7 +22,7 @@ from typing import Any
 class ReplicaState(enum.Enum):
     JOINING = "joining"  # seen in the supervisor's report, its version not known yet
     IDLE = "idle"
-    BUSY = "busy"  # answering one request
+    BUSY = "busy"  # processing one request
     DRAINING = "draining"  # takes no new request; reloads once its current one is done
     RELOADING = "reloading"  # loading the target version (a lone predictor also keeps serving)
 
@@ -34,7 +34,7 @@ class Replica:
     pid: int | None
     state: ReplicaState = ReplicaState.JOINING
     version: str | None = None
-    request_id: str | None = None  # the request it is answering
+    request_id: str | None = None  # the request it is processing
     served: int = 0
     loading: str | None = None  # version it was asked to load
 

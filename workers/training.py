@@ -27,7 +27,7 @@ MIN_PAINTINGS = 2  # one to train on and one to validate on
 
 
 class TrainingError(RuntimeError):
-    """A run that cannot produce a version; the message says why and what to do."""
+    """A run that cannot produce a version; the message states the reason and the fix."""
 
 
 class Cancelled(Exception):
