@@ -60,7 +60,7 @@ class Trainer(PainActor):
     def _run(self, run: RunProgress, cancel: threading.Event) -> None:
         try:
             run.version = run_training(self.data_dir, self.engine, self.training, run, cancel, self.database_url)
-            run.state = "succeeded"
+            run.state, run.phase = "succeeded", "done"
             log.info("training_succeeded", run_id=run.run_id, version=run.version)
         except (Cancelled, InterruptedError):
             run.state = "cancelled"

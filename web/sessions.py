@@ -75,7 +75,7 @@ async def check_csrf(request: web.Request, submitted: str | None) -> None:
     session = await get_session(request)
     expected = session.get(CSRF_FIELD)
     if not expected or not submitted or not hmac.compare_digest(str(submitted).encode(), str(expected).encode()):
-        log.warning("csrf_rejected", path=request.path, had_session_token=bool(expected))
+        log.warning("csrf_rejected", path=request.path, session_has_csrf_value=bool(expected))
         raise web.HTTPForbidden(
             text="csrf_token: missing or invalid; reload the page and submit the form again"
         )

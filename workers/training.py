@@ -40,7 +40,7 @@ class RunProgress:
 
     run_id: str
     state: str = "running"  # running, succeeded, failed, cancelled
-    phase: str = "starting"  # starting, training, indexing, publishing
+    phase: str = "starting"  # starting, training, indexing, publishing, done; done/total count epochs, then paintings
     done: int = 0
     total: int = 0
     version: str | None = None
