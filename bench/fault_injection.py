@@ -64,6 +64,15 @@ def build_collection(root: Path, paintings: int) -> Path:
     return data
 
 
+def query_photos(paintings: int) -> list[tuple[str, bytes]]:
+    """Return (expected title, JPEG) for simulated photos of up to 20 of the generated paintings."""
+    photos = []
+    for seed in range(0, paintings, max(1, paintings // 20)):
+        ok, encoded = cv2.imencode(".jpg", photograph(render_painting(seed), seed=seed + 7)[..., ::-1])
+        photos.append((f"Painting {seed}", encoded.tobytes()))
+    return photos
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
@@ -73,10 +82,7 @@ def main(args: argparse.Namespace) -> dict:
     root = Path(tempfile.mkdtemp(prefix="pain-bench-"))
     try:
         data = build_collection(root, args.paintings)
-        photos = []
-        for seed in range(0, args.paintings, max(1, args.paintings // 20)):
-            ok, encoded = cv2.imencode(".jpg", photograph(render_painting(seed), seed=seed + 7)[..., ::-1])
-            photos.append((f"Painting {seed}", encoded.tobytes()))
+        photos = query_photos(args.paintings)
 
         started = time.monotonic()
         with LiveServer(data, predictors=args.predictors) as server:

@@ -25,11 +25,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-import cv2  # noqa: E402
-
-from fault_injection import build_collection, percentile  # noqa: E402
+from fault_injection import build_collection, percentile, query_photos  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
-from model.synthetic import photograph, render_painting  # noqa: E402
 from workers.model_store import ModelStore  # noqa: E402
 
 
@@ -50,10 +47,7 @@ def main(args: argparse.Namespace) -> dict:
         store = ModelStore(data)
         first = store.target()
         second = store.publish(lambda directory: _copy_version(store.path(first), directory))
-        photos = []
-        for seed in range(0, args.paintings, max(1, args.paintings // 20)):
-            ok, encoded = cv2.imencode(".jpg", photograph(render_painting(seed), seed=seed + 7)[..., ::-1])
-            photos.append((f"Painting {seed}", encoded.tobytes()))
+        photos = query_photos(args.paintings)
         with LiveServer(data, predictors=args.predictors) as server:
             return run(server, photos, (first, second), args)
     finally:

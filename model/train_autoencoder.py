@@ -140,10 +140,7 @@ def train_one_epoch(
         losses.update(loss.item(), len(batch))
         batch_time.update(time.perf_counter() - end)
         end = time.perf_counter()
-        log.info(
-            f"Epoch: [{epoch}][{step}/{len(loader)}]  Time {batch_time.format(3)}  "
-            f"Data {data_time.format(3)}  Loss {losses.format(4)}"
-        )
+        _log_step(epoch, step, len(loader), batch_time, data_time, losses)
     return losses.average
 
 
@@ -219,11 +216,7 @@ def train_contrastive_epoch(
         losses.update(loss.item(), len(group))
         batch_time.update(time.perf_counter() - end)
         end = time.perf_counter()
-        log.info(
-            f"Epoch: [{epoch}][{step}/{len(groups)}]  Time {batch_time.format(3)}  "
-            f"Data {data_time.format(3)}  Loss {losses.format(4)}",
-            stage="contrastive",
-        )
+        _log_step(epoch, step, len(groups), batch_time, data_time, losses, stage="contrastive")
     return losses.average
 
 
@@ -322,6 +315,13 @@ def train(
         if on_epoch:
             on_epoch(record)
     return model, history
+
+
+def _log_step(epoch: int, step: int, steps: int, batch_time, data_time, losses, **fields) -> None:
+    log.info(
+        f"Epoch: [{epoch}][{step}/{steps}]  Time {batch_time.format(3)}  Data {data_time.format(3)}  Loss {losses.format(4)}",
+        **fields,
+    )
 
 
 def _contrastive_optimizer(model: ConvAutoencoder, config: TrainingConfig) -> torch.optim.Optimizer:

@@ -1,4 +1,4 @@
-"""What every PAIN actor shares: logging in its own process, and crash semantics like Erlang's."""
+"""Base class of every PAIN actor: logging in its own process, and crash semantics like Erlang's."""
 
 from __future__ import annotations
 

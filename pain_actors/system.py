@@ -1,7 +1,7 @@
 """The actor system's lifecycle as seen from the server process: start, watch, find, stop.
 
 The server process owns the Thespian actor system and plays OTP's application master: it starts
-the root supervisor, checks every second that it still answers, and starts a fresh tree when it
+the root supervisor, checks every second that it still replies, and starts a fresh tree when it
 does not. The same check keeps the addresses of the coordinator and the trainer current, so that
 requests go to whichever incarnation is alive.
 """

@@ -145,20 +145,24 @@ def _serve(config: Config, port: int | None) -> int:
 
 
 def _eval(config: Config, dataset: str, json_path: str | None, distractors: int, train: bool = False) -> int:
-    from model.dataset import DatasetError
-    from workers.evaluation import autoencoder_recall, evaluate, format_table
+    from dataclasses import replace
 
-    training = config.training if train else None
+    from model.dataset import DatasetError
+    from workers.evaluation import autoencoder_recall, evaluate, format_table, train_on_dataset
+
+    settings = config.engine
     try:
-        report, _ = evaluate(dataset, config.engine, distractors=distractors, progress=_progress, training=training)
+        if train:
+            checkpoint = train_on_dataset(dataset, config.training, settings.max_pixels)
+            settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
+        report, _ = evaluate(dataset, settings, distractors=distractors, progress=_progress)
     except DatasetError as exc:
         sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
         return 2
     sys.stderr.write("\n")
     sys.stdout.write(format_table(report) + "\n")
-    checkpoint = report.pop("_autoencoder_checkpoint", None) or config.engine.autoencoder_checkpoint
-    if checkpoint:
-        recall = autoencoder_recall(dataset, checkpoint, max_pixels=config.engine.max_pixels)
+    if settings.autoencoder_checkpoint:
+        recall = autoencoder_recall(dataset, settings.autoencoder_checkpoint, max_pixels=settings.max_pixels)
         sys.stdout.write("autoencoder first stage recall@10: " + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()) + "\n")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from collections import defaultdict
 from collections.abc import Callable
@@ -39,18 +38,9 @@ def evaluate(
     settings: EngineSettings,
     distractors: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
-    training=None,
 ) -> tuple[dict, list[QueryOutcome]]:
-    """Run the evaluation and return the report (the `--json` document) and each query's outcome.
-
-    With `training` (the [training] settings), the autoencoder is first trained on the dataset's
-    paintings, as a training run would on a museum's collection, and the engine uses it.
-    """
+    """Run the evaluation and return the report (the `--json` document) and each query's outcome."""
     dataset = read_dataset(dataset_path)
-    if training is not None:
-        checkpoint = Path(tempfile.mkdtemp(prefix="pain-eval-")) / "autoencoder.pt"
-        train_on_dataset(dataset, training, checkpoint, settings.max_pixels)
-        settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
     service = RecognitionService(settings)
 
     started = time.perf_counter()
@@ -73,33 +63,25 @@ def evaluate(
             progress("query", number, len(dataset.queries))
 
     report = build_report(len(dataset.paintings), outcomes, index_seconds)
-    if settings.autoencoder_checkpoint:
-        # Not part of the JSON document: `pain eval` reads it for the first-stage recall line.
-        report["_autoencoder_checkpoint"] = settings.autoencoder_checkpoint
     return report, outcomes
 
 
-def train_on_dataset(dataset, training, checkpoint: Path, max_pixels: int) -> None:
-    """Train the autoencoder on a dataset's painting images and save it to `checkpoint`."""
+def train_on_dataset(dataset_path: str, training, max_pixels: int) -> Path:
+    """Train the autoencoder on a dataset's painting images, as a training run would on a museum's
+    collection; return the checkpoint, written to a new temporary directory."""
     import torch
 
     from model.intake import decode_image
-    from model.train_autoencoder import TrainingConfig, train
+    from model.train_autoencoder import train
+    from workers.training import training_config
 
+    dataset = read_dataset(dataset_path)
+    checkpoint = Path(tempfile.mkdtemp(prefix="pain-eval-")) / "autoencoder.pt"
     images = [decode_image(dataset.painting_path(p).read_bytes(), max_pixels) for p in dataset.paintings]
-    config = TrainingConfig(
-        epochs=training.epochs,
-        patience=training.patience,
-        contrastive_epochs=training.contrastive_epochs,
-        batch_size=training.batch_size,
-        lr=training.lr,
-        weight_decay=training.weight_decay,
-        contrastive_lr=training.contrastive_lr,
-        validation_share=training.validation_share,
-    )
-    model, history = train(images, config, checkpoint.parent)
+    model, history = train(images, training_config(training), checkpoint.parent)
     torch.save({"model": model.state_dict()}, checkpoint)
     log.info("eval_autoencoder_trained", epochs=len(history.epochs), best_val_loss=round(history.best_val_loss, 4))
+    return checkpoint
 
 
 def autoencoder_recall(dataset_path: str, checkpoint: str, k: int = 10, max_pixels: int = 50_000_000) -> dict:

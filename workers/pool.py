@@ -140,7 +140,7 @@ class PredictorPool:
         return handed
 
     def finish(self, replica_id: str, request_id: str) -> PendingRequest | None:
-        """Check a predictor back in after its answer; return the request, or None if it was not its."""
+        """Check a predictor back in after its reply; return the request, or None if the request was not assigned to it."""
         request = self.in_flight.get(request_id)
         replica = self.replicas.get(replica_id)
         if request is None or request.replica_id != replica_id:
@@ -164,7 +164,7 @@ class PredictorPool:
                 expired.append(self.in_flight.pop(request_id))
                 replica = self.replicas.get(request.replica_id or "")
                 if replica is not None and replica.request_id == request_id:
-                    # NOTE: the predictor may still answer; its late answer is ignored.
+                    # NOTE: the predictor may still reply later, and that late reply is ignored.
                     replica.request_id = None
                     if replica.state is ReplicaState.BUSY:
                         replica.state = ReplicaState.IDLE
@@ -177,7 +177,7 @@ class PredictorPool:
     def _serves(self, replica: Replica) -> bool:
         if replica.state is ReplicaState.IDLE:
             return True
-        # A lone predictor keeps answering on its old version while it loads the new one.
+        # A lone predictor keeps serving on its old version while it loads the new one.
         return replica.state is ReplicaState.RELOADING and len(self.replicas) == 1
 
     # --- hot reload ----------------------------------------------------------------

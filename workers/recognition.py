@@ -61,7 +61,7 @@ class RecognitionService:
         log.info("recognition_service_started", backbone=settings.backbone, autoencoder=bool(autoencoder))
 
     def new_recognizer(self, autoencoder=None):
-        """An empty recognizer that shares this one's backbone, with `autoencoder` or the configured one."""
+        """Create an empty recognizer that shares this one's backbone, with `autoencoder` or the configured one."""
         return self._recognizer_class(self.settings, self.recognizer.backbone, autoencoder or self._configured_autoencoder)
 
     def load_version(self, directory: Path):

@@ -82,7 +82,7 @@ def run_training(
 
     from model.autoencoder import AutoencoderEncoder
     from model.intake import decode_image
-    from model.train_autoencoder import TrainingConfig, train
+    from model.train_autoencoder import train
     from workers.recognition import AUTOENCODER_FILE, RecognitionService
 
     catalogue = Catalogue(data_dir, database_url)
@@ -95,16 +95,7 @@ def run_training(
         )
 
     images = [decode_image(catalogue.image_path(p.image).read_bytes(), settings.max_pixels) for p in paintings]
-    config = TrainingConfig(
-        epochs=training.epochs,
-        patience=training.patience,
-        contrastive_epochs=training.contrastive_epochs,
-        batch_size=training.batch_size,
-        lr=training.lr,
-        weight_decay=training.weight_decay,
-        contrastive_lr=training.contrastive_lr,
-        validation_share=training.validation_share,
-    )
+    config = training_config(training)
     progress.phase, progress.total = "training", config.epochs + config.contrastive_epochs
 
     def on_epoch(record: dict) -> None:
@@ -145,6 +136,22 @@ def run_training(
     version = store.publish(write)
     store.set_target(version)
     return version
+
+
+def training_config(training):
+    """Build the model-level TrainingConfig from the [training] section of the configuration."""
+    from model.train_autoencoder import TrainingConfig
+
+    return TrainingConfig(
+        epochs=training.epochs,
+        patience=training.patience,
+        contrastive_epochs=training.contrastive_epochs,
+        batch_size=training.batch_size,
+        lr=training.lr,
+        weight_decay=training.weight_decay,
+        contrastive_lr=training.contrastive_lr,
+        validation_share=training.validation_share,
+    )
 
 
 def resumable_run(data_dir: Path, run_id: str) -> bool:

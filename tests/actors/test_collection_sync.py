@@ -27,7 +27,8 @@ def test_added_painting_is_recognised_within_seconds(data_dir):
     photo = jpeg(photograph(render_painting(42), seed=3))
     with LiveServer(data_dir, predictors=2) as server:
         code, before = server.call("POST", "/api/predict", data=photo)
-        assert code == 200 and before == []
+        assert code == 200
+        assert before == []
 
         catalogue = Catalogue(data_dir)
         image = catalogue.store_image(jpeg(render_painting(42)), "new.jpg")

@@ -33,7 +33,8 @@ def test_training_run_publishes_a_version_with_its_autoencoder(data_dir):
 
         ok, photo = cv2.imencode(".jpg", photograph(render_painting(1), seed=9)[..., ::-1])
         code, answer = server.call("POST", "/api/predict", data=photo.tobytes())
-        assert code == 200 and answer[0]["name"] == "Title 1"
+        assert code == 200
+        assert answer[0]["name"] == "Title 1"
     log = server.log_path.read_text()
     assert "Epoch: [1][1/1]" in log
     assert "TrainVal: [1/1]" in log
@@ -54,13 +55,16 @@ def test_trainer_killed_mid_run_publishes_nothing_and_the_run_resumes(data_dir):
         assert not list((data_dir / "models").glob(".staging-*"))
         ok, photo = cv2.imencode(".jpg", photograph(render_painting(2), seed=4)[..., ::-1])
         code, answer = server.call("POST", "/api/predict", data=photo.tobytes())
-        assert code == 200 and answer[0]["name"] == "Title 2"
+        assert code == 200
+        assert answer[0]["name"] == "Title 2"
 
         code, error = server.call("POST", "/api/train", {"resume": "nosuchrun"})
-        assert code == 404 and "nosuchrun" in error["error"]
+        assert code == 404
+        assert "nosuchrun" in error["error"]
 
         code, resumed = server.call("POST", "/api/train", {"resume": started["run_id"]})
-        assert code == 202 and resumed["run_id"] == started["run_id"]
+        assert code == 202
+        assert resumed["run_id"] == started["run_id"]
         wait_until(lambda: server.status()["training"].get("epochs"), 60)
         assert server.status()["training"]["epochs"][0]["epoch"] >= 2
 
@@ -118,4 +122,5 @@ def test_version_that_fails_to_load_stops_the_reload(data_dir):
         assert pool["target_version"] == "v0001"  # pointed back at the version still serving
         assert {p["version"] for p in pool["predictors"]} == {"v0001"}
         code, answer = server.call("POST", "/api/predict", data=photo.tobytes())
-        assert code == 200 and answer[0]["name"] == "Title 0"
+        assert code == 200
+        assert answer[0]["name"] == "Title 0"
