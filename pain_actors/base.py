@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
@@ -12,6 +13,14 @@ from pain_actors.messages import Crash
 from supervisors import SupervisedActor
 
 log = structlog.get_logger(__name__)
+
+# The process that starts an actor system names it here (host:admin port); its actors inherit it.
+NODE_ENV = "PAIN_NODE"
+
+
+def node_name() -> str:
+    """The actor system this process belongs to, as shown in status pages."""
+    return os.environ.get(NODE_ENV, "local")
 
 
 class PainActor(SupervisedActor):

@@ -44,6 +44,8 @@ class LoggingSettings:
 class ActorSettings:
     predictors: int = 2
     admin_port: int = 1900
+    host: str = "127.0.0.1"
+    leader: str = ""
     queue_limit: int = 64
     request_timeout: float = 30.0
     predict_attempts: int = 3

@@ -99,7 +99,7 @@ class Coordinator(PainActor):
         self._pump()
 
     def receiveMsg_PredictorInfo(self, message: PredictorInfo, sender: ActorAddress) -> None:
-        self.pool.joined(message.predictor, message.version)
+        self.pool.joined(message.predictor, message.version, message.node)
         self._pump()
 
     # --- requests --------------------------------------------------------------------

@@ -39,5 +39,8 @@ def configure_logging(format: str = "auto", level: str = "info", stream=None) ->
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric_level, stream=stream, format="%(levelname)s %(name)s %(message)s")
+    # basicConfig leaves the level alone where a handler exists already, as in an actor process
+    # forked from a Thespian admin that set up its own logging.
+    logging.getLogger().setLevel(numeric_level)
     # faiss reports at INFO which of its CPU builds it tried; that is noise in service logs.
     logging.getLogger("faiss.loader").setLevel(max(numeric_level, logging.WARNING))

@@ -65,6 +65,7 @@ class PredictorInfo:
     predictor: str
     version: str | None
     pid: int
+    node: str = "local"  # the actor system it runs in, host:admin port
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from thespian.actors import ActorAddress, WakeupMessage
 
-from pain_actors.base import PainActor
+from pain_actors.base import PainActor, node_name
 from pain_actors.messages import (
     LoadVersion,
     PredictorInfo,
@@ -130,7 +130,7 @@ class Predictor(PainActor):
         self.synced_stamp = stamp
 
     def receiveMsg_WhoAreYou(self, message: WhoAreYou, sender: ActorAddress) -> None:
-        self.send(sender, PredictorInfo(self.child_id or "", self.version, os.getpid()))
+        self.send(sender, PredictorInfo(self.child_id or "", self.version, os.getpid(), node_name()))
 
     def receiveMsg_PredictRequest(self, message: PredictRequest, sender: ActorAddress) -> None:
         from model.intake import ImageError

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import structlog
 from thespian.actors import ActorAddress, ActorSystem
 
-from pain_actors.config import Config
+from pain_actors.base import NODE_ENV
+from pain_actors.config import Config, ConfigError
 from pain_actors.messages import Crash
-from pain_actors.tree import COORDINATOR, POOL_NAME, ROOT_NAME, TRAINER, build_tree
+from pain_actors.tree import COORDINATOR, POOL_NAME, PREDICTOR_HOST, ROOT_NAME, TRAINER, build_tree
 from supervisors import ChildrenReport, RootSupervisorError, RootWatcher, WhichChildren, ask_for
 
 log = structlog.get_logger(__name__)
@@ -61,8 +62,7 @@ class ActorService:
         OpenCV threads before: a forked copy of such a process can deadlock in its first
         parallel region. The server never imports torch itself for this reason.
         """
-        # Thespian reads this when it creates its transport: keep actor traffic on loopback.
-        os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
+        name_actor_system(self.config)
         started = time.monotonic()
         self.system = ActorSystem(
             "multiprocTCPBase",
@@ -177,6 +177,78 @@ class ActorService:
         return node
 
 
+def name_actor_system(config: Config) -> str:
+    """Set the address and node name that the actor system started next in this process takes."""
+    # Thespian reads this when it creates its transport; the default keeps actor traffic on
+    # loopback.
+    os.environ["THESPIAN_BASE_IPADDR"] = config.actors.host
+    node = f"{config.actors.host}:{config.actors.admin_port}"
+    os.environ[NODE_ENV] = node
+    return node
+
+
+def parse_leader(leader: str) -> tuple[str, int]:
+    """Split actors.leader ("host:port") into its parts, or raise ConfigError saying how to fix it."""
+    host, _, port = leader.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"actors.leader must be host:port of the main service's actor system"
+            f" (its actors.host and actors.admin_port), e.g. 10.0.0.5:1900; got {leader!r}"
+        )
+    return host, int(port)
+
+
+class WorkerSystem:
+    """An actor system on another machine (or port) that hosts predictors of a main service.
+
+    It joins the Thespian convention led by the main service's actor system and advertises
+    PREDICTOR_HOST, so the predictor pool supervisor starts predictors here. When it stops, it
+    leaves the convention and the supervisor restarts its predictors elsewhere.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.leader = parse_leader(config.actors.leader)
+        self.system: ActorSystem | None = None
+        self.node: str | None = None
+
+    def start(self) -> None:
+        self.node = name_actor_system(self.config)
+        capabilities = {
+            "Admin Port": self.config.actors.admin_port,
+            "Convention Address.IPv4": self.leader,
+            # A value unique to this system lets the pool supervisor pick it by name.
+            PREDICTOR_HOST: self.node,
+        }
+        self.system = ActorSystem(
+            "multiprocTCPBase", capabilities=capabilities, logDefs=_log_definitions(self.config), transientUnique=True
+        )
+        log.info("worker_system_started", node=self.node, leader=f"{self.leader[0]}:{self.leader[1]}")
+
+    def stop(self) -> None:
+        if self.system is None:
+            return
+        # Shutting down deregisters from the convention before the predictors here exit.
+        self.system.shutdown()
+        self.system = None
+        log.info("worker_system_stopped", node=self.node)
+
+
+def _log_definitions(config: Config) -> dict:
+    """Standard-library logging of the actor system's log process, at the configured level.
+
+    The actors' structlog lines pass through untouched; other libraries' records (peewee's SQL at
+    debug level, say) are filtered here, which Thespian's defaults would not do.
+    """
+    level = config.logging.level.upper()
+    return {
+        "version": 1,
+        "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "level": level}},
+        "root": {"handlers": ["stderr"], "level": level},
+    }
+
+
 def _find(node: Node, name: str) -> Node | None:
     if node.name == name:
         return node
@@ -187,4 +259,4 @@ def _find(node: Node, name: str) -> Node | None:
     return None
 
 
-__all__ = ["COORDINATOR", "TRAINER", "ActorNotFound", "ActorService", "Node"]
+__all__ = ["COORDINATOR", "TRAINER", "ActorNotFound", "ActorService", "Node", "WorkerSystem"]

@@ -2,7 +2,8 @@
 
     pain (root supervisor, one_for_one)          kept alive by the server process (RootWatcher)
     ├── predictors (supervisor, one_for_one)     restart intensity [actors] pool_max_*
-    │   ├── predictor-1 (worker, permanent)      its own engine and model version
+    │   ├── predictor-1 (worker, permanent)      its own engine and model version; runs on a
+    │   │                                        `pain worker` machine while one is connected
     │   ├── ...
     │   └── predictor-N
     ├── trainer (worker, permanent)              training runs on a background thread
@@ -24,6 +25,10 @@ POOL_NAME = "predictors"
 COORDINATOR = "coordinator"
 TRAINER = "trainer"
 
+
+# Actor systems that `pain worker` starts advertise this capability, valued with their node name.
+# While one is in the convention, predictors start there instead of beside the server.
+PREDICTOR_HOST = "PAIN Predictor Host"
 
 PREDICTOR_PRELOAD = ("model.backbone", "model.recognizer", "model.autoencoder", "workers.recognition")
 
@@ -52,6 +57,7 @@ def build_tree(config: Config) -> tuple[SupervisorFlags, list[ChildSpec]]:
             # Importing these takes about a second; done once in the pool supervisor, it is not
             # repeated by every predictor restart. Importing starts no torch threads.
             preload=PREDICTOR_PRELOAD,
+            placement=PREDICTOR_HOST,
         )
         for number in range(1, actors.predictors + 1)
     ]

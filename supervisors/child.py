@@ -82,6 +82,11 @@ class SupervisedActor(ParentProcessWatch, ActorTypeDispatcher):
     child_id: str | None = None
     supervisor_address: ActorAddress | None = None
 
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: dict[str, Any]) -> bool:
+        """Thespian asks this where the actor may start: in a system with every required capability."""
+        return all(capabilities.get(name) == value for name, value in requirements.items())
+
     def init(self, start_args: dict[str, Any]) -> None:
         """Set the actor up from the child spec's start_args; raise to fail the start."""
 

@@ -38,6 +38,8 @@ class ChildRecord:
     address: ActorAddress | None = None
     pid: int | None = None
     local: bool = False  # the pid is a child process of the supervisor's own process
+    # Admin address (as text) of the convention member the child was started in; None at home.
+    placed_on: str | None = None
     start_count: int = 0
     # Reason from ChildStopping or SupervisorEscalated, used when the exit arrives.
     exit_reason: str | None = None
@@ -57,6 +59,7 @@ class ChildRecord:
         self.address = None
         self.pid = None
         self.local = False
+        self.placed_on = None
         self.exit_reason = None
 
 

@@ -78,6 +78,11 @@ class ChildSpec:
     # multiprocTCPBase a child is forked from its supervisor, so a restarted child finds slow
     # imports (torch, say) already done. Only list modules whose import starts no threads.
     preload: tuple[str, ...] = ()
+    # Name of an actor-system capability. While other systems of the Thespian convention offer it
+    # (valued true, or better a name unique to each), the child starts in the one holding the
+    # fewest of this supervisor's children; otherwise in the supervisor's own system. The child's
+    # class must accept the requirement in actorSystemCapabilityCheck, as SupervisedActor does.
+    placement: str | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -94,6 +99,8 @@ class ChildSpec:
             raise TypeError(f"restart of child {self.id!r} must be a Restart, got {self.restart!r}")
         if not isinstance(self.type, ChildType):
             raise TypeError(f"type of child {self.id!r} must be a ChildType, got {self.type!r}")
+        if self.placement is not None and not (isinstance(self.placement, str) and self.placement):
+            raise ValueError(f"placement of child {self.id!r} must be a capability name, got {self.placement!r}")
         for name in ("shutdown_timeout", "start_timeout"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):

@@ -15,6 +15,7 @@ import structlog
 from thespian.actors import (
     ActorAddress,
     ActorExitRequest,
+    ActorSystemConventionUpdate,
     ActorTypeDispatcher,
     ChildActorExited,
     PoisonMessage,
@@ -61,6 +62,7 @@ from supervisors.spec import (
 log = structlog.get_logger(__name__)
 
 UNEXPECTED_EXIT_REASON = "no ChildStopping before the exit (crash or kill)"
+DEPARTED_REASON = "its actor system left the convention"
 
 
 class Phase(enum.Enum):
@@ -100,6 +102,10 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         self._escalate = False
         self._start_completed = False
         self._shutdown_requesters: list[ActorAddress] = []
+
+        # Capabilities of the other actor systems in the convention, by admin address, for
+        # children whose spec has a placement.
+        self._convention_systems: dict[str, dict[str, Any]] = {}
 
     # --- configuration -------------------------------------------------------------
 
@@ -163,6 +169,10 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         self._queue = deque(Operation("start", spec.id) for spec in child_specs)
         self._phase = Phase.STARTING
         self._preload(child_specs)
+        if any(spec.placement for spec in child_specs):
+            # The admin replies with one update per system already in the convention, then
+            # one per join or leave.
+            self.notifyOnSystemRegistrationChanges(True)
         log.info(
             "supervisor starting",
             supervisor=name,
@@ -232,6 +242,9 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
             self._phase = Phase.RUNNING
             self._start_completed = True
             log.info("supervisor started", supervisor=self._name)
+            # Members that joined while the children started (or before this supervisor
+            # subscribed) get their share now.
+            self._rebalance()
             if self._parent is None:
                 return
             if self._child_id_in_parent is not None:
@@ -252,8 +265,9 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
 
         child.start_count += 1
         child.exit_reason = None
+        host, requirements = self._choose_host(child.spec)
         try:
-            child.address = self.createActor(child.spec.actor_class)
+            child.address = self.createActor(child.spec.actor_class, targetActorRequirements=requirements)
         except Exception as error:  # Thespian reports most creation errors as ChildActorExited instead
             reason = f"createActor failed: {type(error).__name__}: {error}"
             child.state = ChildState.STARTING
@@ -262,6 +276,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
             return
 
         child.state = ChildState.STARTING
+        child.placed_on = host
         self.send(child.address, ChildInit(child.id, child.spec.start_args, self.myAddress))
         log.info(
             "starting child",
@@ -269,6 +284,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
             child_id=child.id,
             actor_class=child.spec.actor_class,
             restart_count=child.restart_count,
+            placement=host or "home",
         )
         self._wait_for_child(operation, child.spec.start_timeout)
 
@@ -435,6 +451,78 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
                 log.warning("child exit found by liveness check", supervisor=self._name, child_id=child.id, pid=child.pid)
                 self.receiveMsg_ChildActorExited(ChildActorExited(child.address), self.myAddress)
 
+    # --- placement in a convention of actor systems -----------------------------------
+
+    def receiveMsg_ActorSystemConventionUpdate(self, message: ActorSystemConventionUpdate, sender: ActorAddress) -> None:
+        system = str(message.remoteAdminAddress)
+        if not message.remoteAdded:
+            self._on_system_left(system)
+            return
+        self._convention_systems[system] = dict(message.remoteCapabilities or {})
+        log.info("actor system joined the convention", supervisor=self._name, system=system)
+        if self._phase is Phase.RUNNING:
+            self._rebalance()
+
+    def _on_system_left(self, system: str) -> None:
+        """Restart at once the children that ran in a system that left the convention.
+
+        Thespian sends their ChildActorExited only if it reaches this process before the system
+        is gone, so the departure itself is taken as their exit; a late ChildActorExited then
+        matches no live child.
+        """
+        self._convention_systems.pop(system, None)
+        log.info("actor system left the convention", supervisor=self._name, system=system)
+        for child in self._children:
+            if child.placed_on != system or child.address is None or child.state not in LIVE_STATES:
+                continue
+            child.exit_reason = child.exit_reason or DEPARTED_REASON
+            self.receiveMsg_ChildActorExited(ChildActorExited(child.address), self.myAddress)
+
+    def _placement_hosts(self, placement: str) -> list[str]:
+        """Convention members that offer `placement`, in the order they joined."""
+        return [system for system, capabilities in self._convention_systems.items() if capabilities.get(placement)]
+
+    def _rebalance(self) -> None:
+        """Move children to placement hosts, one stop and start at a time, so siblings keep serving.
+
+        Children at home always move. Among hosts, a child moves off a host that holds more than
+        its even share, which spreads children over a host that has just joined.
+        """
+        for placement in dict.fromkeys(child.spec.placement for child in self._children if child.spec.placement):
+            hosts = self._placement_hosts(placement)
+            if not hosts:
+                continue
+            children = [c for c in self._children if c.spec.placement == placement and c.state is ChildState.RUNNING]
+            share = -(-len(children) // len(hosts))  # ceiling division
+            load = {host: sum(1 for c in children if c.placed_on == host) for host in hosts}
+            for child in children:
+                if self._has_queued_start(child.id):
+                    continue
+                if child.placed_on is not None and load.get(child.placed_on, 0) <= share:
+                    continue
+                if child.placed_on is not None:
+                    load[child.placed_on] -= 1
+                log.info("moving child to another actor system", supervisor=self._name, child_id=child.id)
+                self._queue.append(Operation("stop", child.id))
+                self._queue.append(Operation("start", child.id))
+        self._run_next_operation()
+
+    def _choose_host(self, spec: ChildSpec) -> tuple[str | None, dict[str, Any] | None]:
+        """The convention member to start the child in, and the Thespian requirements that pick it.
+
+        The member with the fewest of this supervisor's children wins. Its placement capability's
+        value (true, or a name unique to that system) is the requirement, so Thespian creates the
+        child exactly there. None, None: start it in this supervisor's own system.
+        """
+        if spec.placement is None:
+            return None, None
+        hosts = self._placement_hosts(spec.placement)
+        if not hosts:
+            return None, None
+        live = [c for c in self._children if c.state in LIVE_STATES]
+        host = min(hosts, key=lambda h: sum(1 for c in live if c.placed_on == h))
+        return host, {spec.placement: self._convention_systems[host][spec.placement]}
+
     # --- child lifecycle -----------------------------------------------------------
 
     def _on_child_stopped(self, child: ChildRecord) -> None:
@@ -465,6 +553,10 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         self._on_child_failed(child, reason, "failed to start")
 
     def _on_running_child_exited(self, child: ChildRecord, reason: str) -> None:
+        # A system that leaves the convention takes its children along. That is a planned
+        # scale-in or a lost machine, not a crash loop, so those restarts do not count toward
+        # the restart intensity (else four predictors on one machine would escalate).
+        departed = reason == DEPARTED_REASON
         child.clear_actor(ChildState.TERMINATED)
         normal = reason in NORMAL_EXIT_REASONS
         log_method = log.info if normal else log.warning
@@ -475,9 +567,9 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
             reason=reason,
             restart_count=child.restart_count,
         )
-        self._on_child_failed(child, reason, "exited")
+        self._on_child_failed(child, reason, "exited", counts=not departed)
 
-    def _on_child_failed(self, child: ChildRecord, reason: str, event: str) -> None:
+    def _on_child_failed(self, child: ChildRecord, reason: str, event: str, *, counts: bool = True) -> None:
         """Apply the child's restart type, the restart intensity and the strategy.
 
         `event` is "exited" or "failed to start". A failed start is never normal.
@@ -499,7 +591,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
                 self._remove_child(child)
             return
 
-        if not self._intensity.record_restart():
+        if counts and not self._intensity.record_restart():
             self._begin_shutdown(
                 f"reached max restart intensity ({self._flags.max_restarts} restarts "
                 f"in {self._flags.max_seconds} s) when child {child.id!r} {event}: {reason}",
@@ -560,10 +652,10 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
             if child.address is not None:
                 self.send(child.address, ActorExitRequest())
             return
-        if child.pid is None:
+        if child.pid is None or not child.local:
+            # The pid of a child in another actor system may name another machine's process.
+            # NOTE: such a child that ignores its ActorExitRequest is left to its own system.
             return
-        # NOTE: the pid comes from the child's ChildStarted, so this assumes the child
-        # runs on this host, which holds for actors this supervisor created itself.
         try:
             os.kill(child.pid, signal.SIGKILL)
         except ProcessLookupError:

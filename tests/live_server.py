@@ -13,9 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        self.admin_port = free_port()  # the actor system's, which `pain worker` joins
         self.env = {
             **os.environ,
             "PYTHONPATH": str(REPO_ROOT),
@@ -49,7 +52,7 @@ class LiveServer:
             "PAIN_SERVER_PORT": str(self.port),
             "PAIN_SERVER_ADMIN_TOKEN": token,
             "PAIN_SERVER_MAX_UPLOAD_BYTES": "2000000",
-            "PAIN_ACTORS_ADMIN_PORT": str(free_port()),
+            "PAIN_ACTORS_ADMIN_PORT": str(self.admin_port),
             "PAIN_ENGINE_THREADS": "1",
             "PAIN_LOGGING_FORMAT": "json",
         }
@@ -134,6 +137,105 @@ class LiveServer:
         code, body = self.call("GET", "/api/status")
         assert code == 200, body
         return body
+
+
+class LiveWorker:
+    """`pain worker` joined to a LiveServer's actor system, on its own free 127.0.0.1 port.
+
+    It hosts the server's predictors while it runs; leaving the block stops it with SIGTERM, as an
+    operator would. Thespian runs the worker's actor system in a daemonised process, so the
+    processes to check afterwards are given to `stop`.
+    """
+
+    def __init__(self, server: LiveServer) -> None:
+        self.admin_port = free_port()
+        self.node = f"127.0.0.1:{self.admin_port}"
+        self.log_path = server.data_dir.parent / f"worker-{self.admin_port}.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "PAIN_ACTORS_ADMIN_PORT": str(self.admin_port),
+            "PAIN_ACTORS_LEADER": f"127.0.0.1:{server.admin_port}",
+            "PAIN_LOGGING_FORMAT": "json",
+        }
+        self.cwd = server.data_dir.parent
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "LiveWorker":
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "worker"], cwd=self.cwd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def stop(self, pids: set[int] = frozenset()) -> list[int]:
+        """SIGTERM the worker, wait for it and for `pids`; SIGKILL and return those still alive."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            self.process = None
+            self._log.close()
+        deadline = time.monotonic() + 10
+        while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        leftovers = [pid for pid in pids if process_alive(pid)]
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        return leftovers
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of a running process, from Linux /proc; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[-1].split()[1])
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+class Traffic:
+    """Predict requests from several threads until stopped; records every reply."""
+
+    def __init__(self, server: LiveServer, photos: dict[str, bytes], threads: int = 3) -> None:
+        self.server, self.photos, self.threads = server, photos, threads
+        self.results: list[tuple[str, int, object]] = []
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=threads)
+
+    def __enter__(self) -> "Traffic":
+        for number in range(self.threads):
+            self._pool.submit(self._loop, number)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+
+    def _loop(self, number: int) -> None:
+        titles = sorted(self.photos)
+        turn = number
+        while not self._stop.is_set():
+            title = titles[turn % len(titles)]
+            turn += 1
+            code, body = self.server.call("POST", "/api/predict", data=self.photos[title])
+            self.results.append((title, code, body))
+
+    def wait_for(self, count: int, timeout: float = 120.0) -> None:
+        start = len(self.results)
+        wait_until(lambda: len(self.results) >= start + count, timeout)
+
+    def assert_all_correct(self) -> None:
+        assert self.results, "no request was answered"
+        wrong = [(title, code, body) for title, code, body in self.results if code != 200 or body[0]["name"] != title]
+        assert wrong == [], f"{len(wrong)} of {len(self.results)} requests failed or were wrong: {wrong[:3]}"
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2):

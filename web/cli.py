@@ -47,6 +47,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     importer.add_argument("dataset", help="dataset directory (paintings.csv and paintings/)")
     importer.add_argument("--museum", required=True, help="museum id the paintings belong to")
 
+    worker = commands.add_parser("worker", help="host predictors of a main service in this machine's actor system")
+    worker.add_argument("--leader", help="host:port of the main service's actor system (overrides actors.leader)")
+
     commands.add_parser("status", help="show predictors, model versions, training and the actor tree")
     reload = commands.add_parser("reload", help="move predictors one at a time to a model version")
     reload.add_argument("--version", help="version such as v0003 (default: the newest published one)")
@@ -55,7 +58,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     kill = commands.add_parser("kill", help="fault injection: kill an actor of the running service")
     kill.add_argument("actor", help="pain (the root), predictors, coordinator, trainer or predictor-N")
     kill.add_argument("--mode", choices=("sigkill", "raise"), default="sigkill", help="default: sigkill")
+    _add_bench_parser(commands)
     return parser
+
+
+def _add_bench_parser(commands) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="run a benchmark script of the repository's bench/ folder; without NAME, list them",
+        description="Run bench/NAME.py with ARGS and print its JSON result. `pain bench NAME --help` lists its options.",
+    )
+    bench.add_argument("name", nargs="?", help="benchmark: the name of a script in bench/ without .py")
+    bench.add_argument("arguments", nargs=argparse.REMAINDER, metavar="ARGS", help="options of that benchmark")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(config, args.dataset, args.json_path, args.distractors, args.train)
     if args.command == "import":
         return _import(config, args.dataset, args.museum)
+    if args.command == "worker":
+        return _worker(config, args.leader)
     if args.command == "status":
         return _admin(config, "GET", "/api/status", None)
     if args.command == "reload":
@@ -81,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return _admin(config, "POST", "/api/train", {"resume": args.resume} if args.resume else {})
     if args.command == "kill":
         return _admin(config, "POST", "/api/admin/kill", {"actor": args.actor, "mode": args.mode})
+    if args.command == "bench":
+        return _bench(args.name, args.arguments)
     return 2
 
 
@@ -116,6 +134,32 @@ def _load(path: str | None) -> Config:
     if path:
         return load_config(path)
     return load_config(DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+
+
+def _worker(config: Config, leader: str | None) -> int:
+    """Run a predictor host until SIGTERM or Ctrl-C, then leave the convention."""
+    import dataclasses
+    import signal
+    import threading
+
+    from pain_actors.system import WorkerSystem
+
+    if leader:
+        config = dataclasses.replace(config, actors=dataclasses.replace(config.actors, leader=leader))
+    try:
+        system = WorkerSystem(config)
+    except ConfigError as exc:
+        sys.stderr.write(f"pain worker: {exc}\n")
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    system.start()
+    try:
+        stop.wait()
+    finally:
+        system.stop()
+    return 0
 
 
 def _serve(config: Config, port: int | None) -> int:
@@ -188,6 +232,47 @@ def _import(config: Config, dataset: str, museum: str) -> int:
         return 2
     sys.stderr.write("\n")
     sys.stdout.write(f"imported {added} paintings into museum {museum!r} under {config.data_dir}\n")
+    return 0
+
+
+def _bench(name: str | None, arguments: list[str]) -> int:
+    """Run bench/NAME.py's `main` on ARGS and print its result as JSON, or list the benchmarks.
+
+    bench/ is not part of the installed package: it is found next to this package's folder, which
+    holds only when `pain` runs from a source checkout (e.g. installed with `pip install -e .`).
+    """
+    import ast
+    import importlib.util
+
+    folder = Path(__file__).resolve().parents[1] / "bench"
+    if not (folder / "_system.py").is_file():
+        sys.stderr.write(
+            f"pain bench: benchmark scripts not found in {folder}; they ship with the source repository, "
+            "not with the installed package: run `pain bench` from a checkout installed with `pip install -e .`\n"
+        )
+        return 2
+    # Files starting with "_" are helpers shared by the benchmarks.
+    scripts = {path.stem: path for path in sorted(folder.glob("*.py")) if not path.name.startswith("_")}
+    if name is None:
+        for stem, path in scripts.items():
+            summary = (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").split("\n", 1)[0]
+            sys.stdout.write(f"{stem:<18} {summary}\n")
+        return 0
+    if name not in scripts:
+        sys.stderr.write(f"pain bench: unknown benchmark {name!r}; choose one of: {', '.join(scripts)}\n")
+        return 2
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", scripts[name])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    parser = module.get_args_parser()
+    parser.prog = f"pain bench {name}"
+    options = parser.parse_args(arguments)
+    text = json.dumps(module.main(options), indent=2)
+    sys.stdout.write(text + "\n")
+    if getattr(options, "json_path", None):
+        Path(options.json_path).write_text(text + "\n", encoding="utf-8")
     return 0
 
 

@@ -37,6 +37,7 @@ class Replica:
     request_id: str | None = None  # the request it is processing
     served: int = 0
     loading: str | None = None  # version it was asked to load
+    node: str | None = None  # the actor system it runs in, once it said so
 
 
 @dataclass
@@ -108,10 +109,11 @@ class PredictorPool:
         self.queue.appendleft(request)
         return []
 
-    def joined(self, replica_id: str, version: str | None) -> None:
+    def joined(self, replica_id: str, version: str | None, node: str | None = None) -> None:
         replica = self.replicas.get(replica_id)
         if replica is not None and replica.state is ReplicaState.JOINING:
             replica.version = version
+            replica.node = node
             replica.state = ReplicaState.IDLE
 
     # --- requests ------------------------------------------------------------------
@@ -249,6 +251,7 @@ class PredictorPool:
                 {
                     "id": r.id,
                     "pid": r.pid,
+                    "node": r.node,
                     "state": r.state.value,
                     "version": r.version,
                     "loading": r.loading,

@@ -16,13 +16,6 @@ def jpeg(rgb) -> bytes:
     return encoded.tobytes()
 
 
-@pytest.fixture
-def data_dir(small_dataset, tmp_path):
-    directory = tmp_path / "data"
-    EngineHost(directory, Config().engine).import_dataset(str(small_dataset), "museum-1")
-    return directory
-
-
 def test_added_painting_is_recognised_within_seconds(data_dir):
     photo = jpeg(photograph(render_painting(42), seed=3))
     with LiveServer(data_dir, predictors=2) as server:

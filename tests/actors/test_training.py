@@ -9,13 +9,6 @@ from pain_actors.config import Config
 from pain_actors.engine_host import EngineHost
 
 
-@pytest.fixture
-def data_dir(small_dataset, tmp_path):
-    directory = tmp_path / "data"
-    EngineHost(directory, Config().engine).import_dataset(str(small_dataset), "museum-1")
-    return directory
-
-
 def versions(data_dir):
     return sorted(p.name for p in (data_dir / "models").iterdir() if p.name.startswith("v"))
 

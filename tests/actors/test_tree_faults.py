@@ -6,35 +6,8 @@ requests flow from other threads. Every test checks that replies name the right 
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
-import cv2
-import pytest
-
-from live_server import LiveServer, process_alive, wait_until
-from model.synthetic import photograph, render_painting
-from pain_actors.config import Config
-from pain_actors.engine_host import EngineHost
+from live_server import LiveServer, Traffic, process_alive, wait_until
 from workers.catalogue import Catalogue
-
-
-@pytest.fixture(scope="module")
-def photos():
-    """JPEG photos of the four paintings of the small dataset, keyed by expected title."""
-    photos = {}
-    for seed in range(4):
-        ok, encoded = cv2.imencode(".jpg", photograph(render_painting(seed), seed=seed + 20)[..., ::-1])
-        assert ok
-        photos[f"Title {seed}"] = encoded.tobytes()
-    return photos
-
-
-@pytest.fixture
-def data_dir(small_dataset, tmp_path):
-    directory = tmp_path / "data"
-    EngineHost(directory, Config().engine).import_dataset(str(small_dataset), "museum-1")
-    return directory
 
 
 def call(server: LiveServer, method: str, path: str, body=None, data: bytes | None = None):
@@ -59,43 +32,6 @@ def node(tree: dict, name: str) -> dict:
         if found:
             return found
     return {}
-
-
-class Traffic:
-    """Predict requests from several threads until stopped; records every reply."""
-
-    def __init__(self, server: LiveServer, photos: dict[str, bytes], threads: int = 3) -> None:
-        self.server, self.photos, self.threads = server, photos, threads
-        self.results: list[tuple[str, int, object]] = []
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=threads)
-
-    def __enter__(self) -> "Traffic":
-        for number in range(self.threads):
-            self._pool.submit(self._loop, number)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._pool.shutdown(wait=True)
-
-    def _loop(self, number: int) -> None:
-        titles = sorted(self.photos)
-        turn = number
-        while not self._stop.is_set():
-            title = titles[turn % len(titles)]
-            turn += 1
-            code, body = call(self.server, "POST", "/api/predict", data=self.photos[title])
-            self.results.append((title, code, body))
-
-    def wait_for(self, count: int, timeout: float = 120.0) -> None:
-        start = len(self.results)
-        wait_until(lambda: len(self.results) >= start + count, timeout)
-
-    def assert_all_correct(self) -> None:
-        assert self.results, "no request was answered"
-        wrong = [(title, code, body) for title, code, body in self.results if code != 200 or body[0]["name"] != title]
-        assert wrong == [], f"{len(wrong)} of {len(self.results)} requests failed or were wrong: {wrong[:3]}"
 
 
 def test_predictor_killed_while_requests_flow(data_dir, photos):

@@ -30,12 +30,14 @@ from supervision_harness import Harness, free_port  # noqa: E402
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
+    admin_port = free_port()
     system = ActorSystem(
         "multiprocTCPBase",
-        capabilities={"Admin Port": free_port()},
+        capabilities={"Admin Port": admin_port},
         transientUnique=True,
     )
     test_harness = Harness(system, tmp_path)
+    test_harness.admin_port = admin_port
     try:
         yield test_harness
     finally:

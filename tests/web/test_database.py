@@ -2,11 +2,12 @@
 
 import json
 import multiprocessing
+import os
 import sqlite3
 
 import pytest
 
-from postgres_server import PostgresServer, unavailable_reason
+from postgres_server import DATABASE_URL_VARIABLE, PostgresServer, fresh_database, unavailable_reason
 from workers.accounts import AccountError, authenticate, register_museum
 from workers.catalogue import Catalogue, Painting, new_painting_id
 from workers.database import MIGRATIONS, DatabaseError, NotFound, NotOwner, open_database
@@ -16,30 +17,28 @@ HTML_TITLE = '<script>alert("x")</script> & <b>bold</b>'
 
 
 @pytest.fixture(scope="module")
-def postgres():
+def postgres_url():
+    """The server in PAIN_TEST_DATABASE_URL (as .ci/run sets it), else a throwaway server of this module."""
+    url = os.environ.get(DATABASE_URL_VARIABLE)
+    if url:
+        yield url
+        return
     reason = unavailable_reason()
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"{reason}; or set {DATABASE_URL_VARIABLE}")
     with PostgresServer() as server:
-        yield server
+        yield server.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """An empty database of each kind: '' means the SQLite file in the data directory."""
     if request.param == "sqlite":
-        return ""
-    server = request.getfixturevalue("postgres")
+        yield ""
+        return
     # Each test gets its own database, so tests never see each other's rows.
-    import psycopg2
-
-    name = f"t{new_painting_id()[:12]}"
-    connection = psycopg2.connect(server.url)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    connection.close()
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 def painting(museum="museum-a", title="Title", image=None) -> Painting:
