@@ -466,8 +466,8 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
     def _on_system_left(self, system: str) -> None:
         """Restart at once the children that ran in a system that left the convention.
 
-        Thespian sends their ChildActorExited only if it reaches this process before the system
-        is gone, so the departure itself is taken as their exit; a late ChildActorExited then
+        Thespian delivers their ChildActorExited only if it reaches this process before the system
+        is gone. So the departure itself counts as their exit, and a late ChildActorExited then
         matches no live child.
         """
         self._convention_systems.pop(system, None)
@@ -485,7 +485,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
     def _rebalance(self) -> None:
         """Move children to placement hosts, one stop and start at a time, so siblings keep serving.
 
-        Children at home always move. Among hosts, a child moves off a host that holds more than
+        Children at home always move. Among hosts, a child moves off a host that runs more than
         its even share, which spreads children over a host that has just joined.
         """
         for placement in dict.fromkeys(child.spec.placement for child in self._children if child.spec.placement):
@@ -508,7 +508,7 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         self._run_next_operation()
 
     def _choose_host(self, spec: ChildSpec) -> tuple[str | None, dict[str, Any] | None]:
-        """The convention member to start the child in, and the Thespian requirements that pick it.
+        """Pick the convention member for the child, with the Thespian requirements that select it.
 
         The member with the fewest of this supervisor's children wins. Its placement capability's
         value (true, or a name unique to that system) is the requirement, so Thespian creates the
