@@ -130,6 +130,23 @@ class TrainAccepted:
 
 
 @dataclass
+class CancelTraining:
+    """Stop the running training run after its current batch; it publishes nothing.
+
+    `run_id` guards against cancelling a newer run than the caller saw; None cancels any.
+    """
+
+    request_id: str
+    run_id: str | None = None
+
+
+@dataclass
+class TrainingCancelling:
+    request_id: str
+    run_id: str
+
+
+@dataclass
 class Crash:
     """Fault injection: the receiving actor raises, and so exits abnormally like a crashed process."""
 

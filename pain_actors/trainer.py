@@ -19,7 +19,15 @@ import structlog
 from thespian.actors import ActorAddress
 
 from pain_actors.base import PainActor
-from pain_actors.messages import RequestFailed, StatusReport, StatusRequest, TrainAccepted, TrainRequest
+from pain_actors.messages import (
+    CancelTraining,
+    RequestFailed,
+    StatusReport,
+    StatusRequest,
+    TrainAccepted,
+    TrainingCancelling,
+    TrainRequest,
+)
 from workers.model_store import ModelStore
 from workers.database import open_database
 from workers.training import Cancelled, RunProgress, TrainingError, resumable_run, run_training
@@ -56,6 +64,19 @@ class Trainer(PainActor):
         self.thread.start()
         log.info("training_started", run_id=run.run_id, request_id=message.request_id)
         self.send(sender, TrainAccepted(message.request_id, run.run_id))
+
+    def receiveMsg_CancelTraining(self, message: CancelTraining, sender: ActorAddress) -> None:
+        if self.thread is None or not self.thread.is_alive() or self.run is None:
+            self.send(sender, RequestFailed(message.request_id, 409, "no training run is running"))
+            return
+        if message.run_id is not None and message.run_id != self.run.run_id:
+            error = f"run_id: {message.run_id!r} is not running; the running run is {self.run.run_id}"
+            self.send(sender, RequestFailed(message.request_id, 409, error))
+            return
+        # The run checks the event between batches, so it ends within one batch.
+        self.cancel.set()
+        log.info("training_cancel_requested", run_id=self.run.run_id, request_id=message.request_id)
+        self.send(sender, TrainingCancelling(message.request_id, self.run.run_id))
 
     def _run(self, run: RunProgress, cancel: threading.Event) -> None:
         try:

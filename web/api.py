@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from pain_actors.client import new_request_id
 from pain_actors.messages import (
+    CancelTraining,
     Predicted,
     PredictRejected,
     PredictRequest,
@@ -21,6 +22,7 @@ from pain_actors.messages import (
     StatusReport,
     StatusRequest,
     TrainAccepted,
+    TrainingCancelling,
     TrainRequest,
 )
 from pain_actors.system import COORDINATOR, TRAINER, ActorNotFound, ActorService
@@ -56,6 +58,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/api/status", status),
             web.post("/api/reload", reload),
             web.post("/api/train", train),
+            web.post("/api/train/cancel", cancel_training),
             web.post("/api/admin/kill", kill_actor),
         ]
     )
@@ -211,6 +214,20 @@ async def train(request: web.Request) -> web.Response:
         return json_error(reply.status, reply.error)
     assert isinstance(reply, TrainAccepted)
     return web.json_response({"run_id": reply.run_id}, status=202)
+
+
+async def cancel_training(request: web.Request) -> web.Response:
+    """POST /api/train/cancel (admin): stop the running training run, or {"run_id": ID} to name it."""
+    require_admin(request)
+    body = await _json_body(request)
+    run_id = body.get("run_id")
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.isalnum()):
+        return json_error(400, "run_id: must be the run_id of the running run, as returned by POST /api/train")
+    reply = await request.app[CLIENT].ask(TRAINER, CancelTraining(new_request_id(), run_id), ADMIN_TIMEOUT)
+    if isinstance(reply, RequestFailed):
+        return json_error(reply.status, reply.error)
+    assert isinstance(reply, TrainingCancelling)
+    return web.json_response({"run_id": reply.run_id, "state": "cancelling"}, status=202)
 
 
 async def kill_actor(request: web.Request) -> web.Response:

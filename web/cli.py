@@ -54,7 +54,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     reload = commands.add_parser("reload", help="move predictors one at a time to a model version")
     reload.add_argument("--version", help="version such as v0003 (default: the newest published one)")
     train = commands.add_parser("train", help="start a training run on the running service")
-    train.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
+    train_mode = train.add_mutually_exclusive_group()
+    train_mode.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
+    train_mode.add_argument(
+        "--cancel", action="store_true", help="stop the running run after its current batch; it publishes nothing"
+    )
     kill = commands.add_parser("kill", help="fault injection: kill an actor of the running service")
     kill.add_argument("actor", help="pain (the root), predictors, coordinator, trainer or predictor-N")
     kill.add_argument("--mode", choices=("sigkill", "raise"), default="sigkill", help="default: sigkill")
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return _admin(config, "GET", "/api/status", None)
     if args.command == "reload":
         return _admin(config, "POST", "/api/reload", {"version": args.version} if args.version else {})
+    if args.command == "train" and args.cancel:
+        return _admin(config, "POST", "/api/train/cancel", {})
     if args.command == "train":
         return _admin(config, "POST", "/api/train", {"resume": args.resume} if args.resume else {})
     if args.command == "kill":

@@ -247,6 +247,44 @@ DOCUMENT: dict = {
                 },
             }
         },
+        "/api/train/cancel": {
+            "post": {
+                "operationId": "cancelTraining",
+                "summary": "Admin: stop the running training run after its current batch; it publishes no version",
+                "security": ADMIN,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "run_id": {
+                                        "type": "string",
+                                        "pattern": "^[A-Za-z0-9]+$",
+                                        "description": "cancel only if this run is the running one",
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json(
+                        "the run stops after its current batch",
+                        {
+                            "type": "object",
+                            "required": ["run_id", "state"],
+                            "properties": {"run_id": {"type": "string"}, "state": {"type": "string"}},
+                        },
+                    ),
+                    "400": _error("run_id is not a run id"),
+                    "409": _error("no training run is running, or another one is"),
+                    "503": _error("the trainer did not answer in time"),
+                    **ADMIN_ERRORS,
+                },
+            }
+        },
         "/api/admin/kill": {
             "post": {
                 "operationId": "killActor",

@@ -62,6 +62,41 @@ def test_trainer_killed_mid_run_publishes_nothing_and_the_run_resumes(data_dir):
         assert server.status()["training"]["epochs"][0]["epoch"] >= 2
 
 
+def test_cancelled_run_publishes_nothing(data_dir):
+    with LiveServer(data_dir, predictors=1, training={"epochs": 500, "contrastive_epochs": 0}) as server:
+        code, error = server.call("POST", "/api/train/cancel", {})
+        assert code == 409
+        assert "no training run" in error["error"]
+
+        code, started = server.call("POST", "/api/train", {})
+        assert code == 202
+        wait_until(lambda: server.status()["training"].get("done", 0) >= 1, 120)
+
+        code, error = server.call("POST", "/api/train/cancel", {"run_id": "othertrainingrun"})
+        assert code == 409
+        assert started["run_id"] in error["error"]
+        code, error = server.call("POST", "/api/train/cancel", {"run_id": "../etc"})
+        assert code == 400
+        assert error["error"].startswith("run_id:")
+
+        code, cancelling = server.call("POST", "/api/train/cancel", {"run_id": started["run_id"]})
+        assert code == 202
+        assert cancelling == {"run_id": started["run_id"], "state": "cancelling"}
+        wait_until(lambda: server.status()["training"]["state"] == "cancelled", 60)
+
+        assert versions(data_dir) == ["v0001"]
+        assert server.status()["pool"]["target_version"] == "v0001"
+        assert not list((data_dir / "models").glob(".staging-*"))
+        # Its checkpoint stays, so the run can be resumed later.
+        assert (data_dir / "training" / started["run_id"] / "checkpoint.pt").is_file()
+        # The trainer is free for the next run.
+        code, again = server.call("POST", "/api/train", {})
+        assert code == 202
+        assert again["run_id"] != started["run_id"]
+        assert server.call("POST", "/api/train/cancel", {})[0] == 202
+    assert '"event": "training_cancelled"' in server.log_path.read_text()
+
+
 def test_training_a_tiny_collection_fails_with_a_message(tmp_path, small_dataset):
     data_dir = tmp_path / "data"
     host = EngineHost(data_dir, Config().engine)
