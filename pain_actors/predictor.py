@@ -133,6 +133,11 @@ class Predictor(PainActor):
         self.send(sender, PredictorInfo(self.child_id or "", self.version, os.getpid(), node_name()))
 
     def receiveMsg_PredictRequest(self, message: PredictRequest, sender: ActorAddress) -> None:
+        # The engine's own log lines for this photo then carry the front end's request id too.
+        with structlog.contextvars.bound_contextvars(request_id=message.request_id):
+            self._predict(message, sender)
+
+    def _predict(self, message: PredictRequest, sender: ActorAddress) -> None:
         from model.intake import ImageError
 
         try:

@@ -27,6 +27,7 @@ from pain_actors.messages import (
 )
 from pain_actors.system import COORDINATOR, TRAINER, ActorNotFound, ActorService
 from web.errors import INTERNAL_ERROR, json_error
+from web.request_ids import request_id_of
 from web.state import CATALOGUE, CLIENT, CONFIG, SERVICE, STARTED_AT
 from workers.catalogue import Catalogue, Painting
 
@@ -74,7 +75,7 @@ async def predict(request: web.Request) -> web.Response:
     if museum is not None and not catalogue.has_museum(museum):
         return json_error(404, f"museum: {museum!r} not found; leave it out to search every museum")
 
-    message = PredictRequest(new_request_id(), image, museum, limit)
+    message = PredictRequest(request_id_of(request), image, museum, limit)
     reply = await request.app[CLIENT].ask(COORDINATOR, message, config.actors.request_timeout + 5.0)
     if isinstance(reply, PredictRejected):
         return json_error(IMAGE_ERROR_STATUS.get(reply.reason, 422), f"payload: {reply.message}")
@@ -195,7 +196,7 @@ async def reload(request: web.Request) -> web.Response:
     version = body.get("version")
     if version is not None and not isinstance(version, str):
         return json_error(400, "version: must be a string such as \"v0003\"; leave it out for the newest")
-    reply = await request.app[CLIENT].ask(COORDINATOR, ReloadRequest(new_request_id(), version), ADMIN_TIMEOUT)
+    reply = await request.app[CLIENT].ask(COORDINATOR, ReloadRequest(request_id_of(request), version), ADMIN_TIMEOUT)
     if isinstance(reply, RequestFailed):
         return json_error(reply.status, reply.error)
     assert isinstance(reply, ReloadAccepted)
@@ -209,7 +210,7 @@ async def train(request: web.Request) -> web.Response:
     resume = body.get("resume")
     if resume is not None and (not isinstance(resume, str) or not resume.isalnum()):
         return json_error(400, "resume: must be the run_id of an earlier run, as returned by POST /api/train")
-    reply = await request.app[CLIENT].ask(TRAINER, TrainRequest(new_request_id(), resume), ADMIN_TIMEOUT)
+    reply = await request.app[CLIENT].ask(TRAINER, TrainRequest(request_id_of(request), resume), ADMIN_TIMEOUT)
     if isinstance(reply, RequestFailed):
         return json_error(reply.status, reply.error)
     assert isinstance(reply, TrainAccepted)
@@ -223,7 +224,7 @@ async def cancel_training(request: web.Request) -> web.Response:
     run_id = body.get("run_id")
     if run_id is not None and (not isinstance(run_id, str) or not run_id.isalnum()):
         return json_error(400, "run_id: must be the run_id of the running run, as returned by POST /api/train")
-    reply = await request.app[CLIENT].ask(TRAINER, CancelTraining(new_request_id(), run_id), ADMIN_TIMEOUT)
+    reply = await request.app[CLIENT].ask(TRAINER, CancelTraining(request_id_of(request), run_id), ADMIN_TIMEOUT)
     if isinstance(reply, RequestFailed):
         return json_error(reply.status, reply.error)
     assert isinstance(reply, TrainingCancelling)

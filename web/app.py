@@ -23,6 +23,7 @@ from pain_actors.system import ActorService
 from web import api, dashboard, metrics, openapi, visitor
 from web.charts import format_loss
 from web.errors import error_middleware, security_headers_middleware
+from web.request_ids import request_id_middleware
 from web.sessions import setup_sessions
 from web.state import CATALOGUE, CLIENT, CONFIG, SERVICE, STARTED_AT
 from workers.catalogue import Catalogue
@@ -39,7 +40,7 @@ def create_app(config: Config) -> web.Application:
     """
     app = web.Application(
         client_max_size=config.server.max_upload_bytes,
-        middlewares=[security_headers_middleware, metrics.metrics_middleware, error_middleware],
+        middlewares=[request_id_middleware, security_headers_middleware, metrics.metrics_middleware, error_middleware],
     )
     app[CONFIG] = config
     app[STARTED_AT] = time.time()

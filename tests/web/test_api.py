@@ -342,3 +342,18 @@ async def test_bad_input_crashed_no_worker(client):
     response = await client.post("/api/predict", data=photo_of(0))
     assert response.status == 200
     assert (await response.json())[0]["name"] == "Title 0"
+
+
+async def test_request_id_on_response_and_log_lines(client, server):
+    response = await client.post("/api/predict", data=b"this is not an image", headers={"Content-Type": "image/jpeg"})
+    assert response.status == 422
+    request_id = response.headers["X-Request-ID"]
+    assert len(request_id) == 16
+
+    # The front end's request line and the predictor's rejection both carry it.
+    lines = [line for line in server.log_path.read_text().splitlines() if request_id in line]
+    events = {line.split('"event": "')[1].split('"')[0] for line in lines if '"event": "' in line}
+    assert {"request", "photo_rejected"} <= events
+
+    other = await client.get("/healthz")
+    assert other.headers["X-Request-ID"] != request_id
