@@ -91,6 +91,7 @@ class EngineHost:
 
         version = self.store.publish(write)
         self.store.set_target(version)
+        self.catalogue.database.record_version(version, source, paintings=paintings)
         return version
 
 

@@ -33,6 +33,8 @@ def test_import_adds_paintings_and_index(small_dataset, data_env, capsys):
     assert catalogue.museums() == {"museum-1": 4}
     target = json.loads((data_env / "models" / "target").read_text())["version"]
     assert (data_env / "models" / target / "engine.pkl").is_file()
+    versions = catalogue.database.list_versions()
+    assert [(v["version"], v["source"], v["paintings"]) for v in versions] == [(target, "import", 4)]
     assert len(list((data_env / "images").iterdir())) == 4
     assert "imported 4 paintings" in capsys.readouterr().out
 
