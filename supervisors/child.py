@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +17,14 @@ from thespian.actors import (
     WakeupMessage,
 )
 
-from supervisors.messages import ChildInit, ChildStartFailed, ChildStarted, ChildStopping
+from supervisors.messages import (
+    ChildInit,
+    ChildStartFailed,
+    ChildStarted,
+    ChildStopping,
+    SupervisorPing,
+    SupervisorPong,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +32,15 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class ParentProcessCheck:
     """Wakeup payload of `ParentProcessWatch`."""
+
+
+@dataclass(frozen=True)
+class SupervisorCheck:
+    """Wakeup payload of a child's supervisor watch (see ChildInit.watch_seconds)."""
+
+
+# Pings without a reply before a child in another actor system takes its supervisor for dead.
+MISSED_PINGS = 3
 
 
 class ParentProcessWatch(Actor):
@@ -124,6 +141,27 @@ class SupervisedActor(ParentProcessWatch, ActorTypeDispatcher):
 
         self.start_parent_watch()
         self.send(self.supervisor_address, ChildStarted(self.child_id, os.getpid()))
+        if message.watch_seconds:
+            self._watch_seconds = message.watch_seconds
+            self._last_pong = time.monotonic()
+            self.wakeupAfter(timedelta(seconds=self._watch_seconds), SupervisorCheck())
+
+    def receiveMsg_SupervisorPong(self, message: SupervisorPong, sender: ActorAddress) -> None:
+        self._last_pong = time.monotonic()
+
+    def _check_supervisor(self) -> None:
+        silent = time.monotonic() - self._last_pong
+        if silent > MISSED_PINGS * self._watch_seconds:
+            log.warning(
+                "supervisor stopped replying, stopping actor",
+                child_id=self.child_id,
+                supervisor=str(self.supervisor_address),
+                silent_seconds=round(silent, 1),
+            )
+            self.send(self.myAddress, ActorExitRequest())
+            return
+        self.send(self.supervisor_address, SupervisorPing(self.child_id or ""))
+        self.wakeupAfter(timedelta(seconds=self._watch_seconds), SupervisorCheck())
 
     def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender: ActorAddress) -> None:
         self.terminate()
@@ -131,5 +169,8 @@ class SupervisedActor(ParentProcessWatch, ActorTypeDispatcher):
     def receiveMsg_WakeupMessage(self, message: WakeupMessage, sender: ActorAddress) -> Any:
         if isinstance(message.payload, ParentProcessCheck):
             self.check_parent_process()
+            return None
+        if isinstance(message.payload, SupervisorCheck):
+            self._check_supervisor()
             return None
         return self.SUPER

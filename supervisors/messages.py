@@ -26,6 +26,22 @@ class ChildInit:
     child_id: str
     start_args: dict[str, Any]
     supervisor_address: ActorAddress
+    # Set for a child in another actor system, where ParentProcessWatch cannot see the
+    # supervisor's process: the child sends SupervisorPing this often (seconds) and exits after
+    # three pings without a SupervisorPong, as an Erlang link would take it down.
+    watch_seconds: float | None = None
+
+
+@dataclass
+class SupervisorPing:
+    """A child's check that its supervisor is alive; the supervisor replies `SupervisorPong`."""
+
+    child_id: str
+
+
+@dataclass
+class SupervisorPong:
+    pass
 
 
 @dataclass

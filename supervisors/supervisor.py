@@ -45,6 +45,8 @@ from supervisors.messages import (
     Shutdown,
     StartSupervisor,
     SupervisorEscalated,
+    SupervisorPing,
+    SupervisorPong,
     SupervisorStarted,
     SupervisorStopped,
     TerminateChild,
@@ -63,6 +65,10 @@ log = structlog.get_logger(__name__)
 
 UNEXPECTED_EXIT_REASON = "no ChildStopping before the exit (crash or kill)"
 DEPARTED_REASON = "its actor system left the convention"
+
+# How often a child in another actor system checks that this supervisor still replies. After
+# three unanswered checks it exits, so a restarted supervisor leaves no orphans behind.
+REMOTE_WATCH_SECONDS = 5.0
 
 
 class Phase(enum.Enum):
@@ -277,7 +283,8 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
 
         child.state = ChildState.STARTING
         child.placed_on = host
-        self.send(child.address, ChildInit(child.id, child.spec.start_args, self.myAddress))
+        watch = REMOTE_WATCH_SECONDS if host is not None else None
+        self.send(child.address, ChildInit(child.id, child.spec.start_args, self.myAddress, watch))
         log.info(
             "starting child",
             supervisor=self._name,
@@ -462,6 +469,9 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         log.info("actor system joined the convention", supervisor=self._name, system=system)
         if self._phase is Phase.RUNNING:
             self._rebalance()
+
+    def receiveMsg_SupervisorPing(self, message: SupervisorPing, sender: ActorAddress) -> None:
+        self.send(sender, SupervisorPong())
 
     def _on_system_left(self, system: str) -> None:
         """Restart at once the children that ran in a system that left the convention.

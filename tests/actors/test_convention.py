@@ -8,7 +8,7 @@ and every reply must name the right painting.
 
 from __future__ import annotations
 
-from live_server import LiveServer, LiveWorker, Traffic, parent_pid, wait_until
+from live_server import LiveServer, LiveWorker, Traffic, parent_pid, process_alive, wait_until
 
 
 def status(server: LiveServer) -> dict:
@@ -74,3 +74,28 @@ def test_worker_rejects_a_malformed_leader_address(tmp_path):
     )
     assert result.returncode == 2
     assert "actors.leader must be host:port" in result.stderr
+
+
+def test_remote_predictors_exit_when_their_supervisor_dies(data_dir, photos):
+    with LiveServer(data_dir, predictors=2) as server:
+        with LiveWorker(server) as worker:
+            moved = wait_until(lambda: placed(server, worker.node, 2), 180)
+            old_pids = {p["pid"] for p in moved}
+            worker_pids = old_pids | {parent_pid(pid) for pid in old_pids}
+
+            # The root restarts the pool supervisor, whose new predictors start on the worker too.
+            code, killed = server.call("POST", "/api/admin/kill", {"actor": "predictors", "mode": "sigkill"})
+            assert code == 202
+            def replaced():
+                predictors = placed(server, worker.node, 2)
+                return predictors if predictors and {p["pid"] for p in predictors}.isdisjoint(old_pids) else None
+
+            fresh = wait_until(replaced, 180)
+
+            # The old ones find their supervisor silent and exit instead of lingering as orphans.
+            wait_until(lambda: not any(process_alive(pid) for pid in old_pids), 60)
+            for title, body in photos.items():
+                code, reply = server.call("POST", "/api/predict", data=body)
+                assert code == 200 and reply[0]["name"] == title
+            fresh_pids = {p["pid"] for p in fresh}
+            assert worker.stop(fresh_pids | (worker_pids - old_pids)) == []
