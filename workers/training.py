@@ -83,8 +83,10 @@ def run_training(
     from model.autoencoder import AutoencoderEncoder
     from model.intake import decode_image
     from model.train_autoencoder import train
-    from workers.recognition import AUTOENCODER_FILE, RecognitionService
+    from workers.recognition import AUTOENCODER_FILE, RecognitionService, configure_threads
 
+    # Bound the epochs too, not only the re-indexing, so predictors keep their CPU share.
+    configure_threads(training.threads)
     catalogue = Catalogue(data_dir, database_url)
     paintings = [catalogue.get(painting_id) for painting_id in catalogue.ids()]
     paintings = [p for p in paintings if p is not None and catalogue.image_path(p.image) is not None]

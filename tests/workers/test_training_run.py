@@ -1,0 +1,38 @@
+"""A training run in this process, as the trainer actor runs it on its background thread."""
+
+import threading
+
+import torch
+
+import model.train_autoencoder
+from pain_actors.config import Config, TrainingSettings
+from pain_actors.engine_host import EngineHost
+from workers.model_store import ModelStore
+from workers.training import RunProgress, run_training
+
+
+def test_epochs_run_with_training_threads(small_dataset, tmp_path, monkeypatch):
+    data_dir = tmp_path / "data"
+    engine = Config().engine
+    EngineHost(data_dir, engine).import_dataset(str(small_dataset), "museum-1")
+    training = TrainingSettings(threads=1, epochs=1, contrastive_epochs=1, batch_size=2)
+
+    # Record the torch thread count that the epochs see.
+    seen = []
+    real_train = model.train_autoencoder.train
+
+    def recording_train(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(model.train_autoencoder, "train", recording_train)
+    threads_before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        version = run_training(data_dir, engine, training, RunProgress(run_id="run1"), threading.Event())
+    finally:
+        torch.set_num_threads(threads_before)
+
+    assert seen == [1]
+    assert version == "v0002"
+    assert ModelStore(data_dir).target() == "v0002"
