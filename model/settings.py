@@ -47,4 +47,4 @@ class EngineSettings:
     early_exit_confidence: float = 0.99  # a first-pass match this confident ends the search
 
     # Runtime.
-    threads: int = 2  # torch, OpenCV and faiss threads per engine
+    threads: int = 0  # torch, OpenCV and faiss threads per engine; 0: every core of the machine

@@ -99,7 +99,6 @@ RANGES = {
     ("server", "default_limit"): (1, 50),
     ("server", "max_upload_bytes"): (1, None),
     ("server", "session_max_age"): (60, None),
-    ("engine", "threads"): (1, None),
     ("engine", "max_side"): (64, None),
     ("engine", "dense_ratio"): (0.0, 1.0),
     ("engine", "min_confidence"): (0.0, 1.0),

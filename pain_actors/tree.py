@@ -17,6 +17,9 @@ agree on, so any one of them can restart alone.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 from pain_actors.config import Config
 from supervisors import ChildSpec, Restart, Strategy, SupervisorFlags, supervisor_child_spec
 
@@ -46,11 +49,18 @@ def build_tree(config: Config) -> tuple[SupervisorFlags, list[ChildSpec]]:
         "logging": config.logging,
     }
 
+    predictor_engine = config.engine
+    if predictor_engine.threads == 0:
+        # Share this machine's cores among the predictors: more threads than cores in all only
+        # makes every request slower.
+        # NOTE: predictors on a `pain worker` machine get the share computed for this one.
+        threads = max(1, (os.cpu_count() or 1) // actors.predictors)
+        predictor_engine = replace(predictor_engine, threads=threads)
     predictors = [
         ChildSpec(
             id=predictor_id(number),
             actor_class="pain_actors.predictor.Predictor",
-            start_args={**shared, "engine": config.engine},
+            start_args={**shared, "engine": predictor_engine},
             restart=Restart.PERMANENT,
             start_timeout=actors.predictor_start_timeout,
             shutdown_timeout=10.0,

@@ -1,6 +1,9 @@
+import os
+
 import pytest
 
 from pain_actors.config import ConfigError, load_config
+from pain_actors.tree import build_tree
 
 
 def test_defaults_without_file():
@@ -27,7 +30,7 @@ def test_environment_overrides_file(tmp_path):
     [
         ("[server]\nport = 'eighty'\n", "server.port must be an integer"),
         ("[server]\nport = 70000\n", "server.port must be from 1 to 65535"),
-        ("[engine]\nthreads = 0\n", "engine.threads must be at least 1"),
+        ("[engine]\nmax_side = 10\n", "engine.max_side must be at least 64"),
         ("[server]\nprot = 80\n", "unknown config key server.prot"),
         ("[serverr]\nport = 80\n", "unknown config section [serverr]"),
         ("[logging]\nformat = 'xml'\n", "logging.format must be one of"),
@@ -52,3 +55,19 @@ def test_invalid_environment_value_names_the_variable():
 def test_missing_explicit_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError):
         load_config(tmp_path / "absent.toml", environ={})
+
+
+@pytest.mark.parametrize("predictors", [1, 2, 4])
+def test_predictors_share_the_cores_by_default(predictors):
+    config = load_config(environ={"PAIN_ACTORS_PREDICTORS": str(predictors)})
+    _, specs = build_tree(config)
+    pool = next(spec for spec in specs if spec.id == "predictors")
+    engines = [child.start_args["engine"] for child in pool.start_args["child_specs"]]
+    assert [engine.threads for engine in engines] == [max(1, (os.cpu_count() or 1) // predictors)] * predictors
+
+
+def test_explicit_engine_threads_are_kept():
+    config = load_config(environ={"PAIN_ENGINE_THREADS": "3"})
+    _, specs = build_tree(config)
+    pool = next(spec for spec in specs if spec.id == "predictors")
+    assert {child.start_args["engine"].threads for child in pool.start_args["child_specs"]} == {3}

@@ -6,6 +6,8 @@ what serves visitors.
 
 from __future__ import annotations
 
+import os
+
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,10 +33,16 @@ class Prediction:
 
 
 def configure_threads(threads: int) -> None:
-    """Bound the threads of torch, OpenCV and faiss in this process (call before heavy work)."""
+    """Bound the threads of torch, OpenCV and faiss in this process (call before heavy work).
+
+    0 means one thread per core of the machine.
+    """
     import cv2
     import faiss
     import torch
+
+    if threads <= 0:
+        threads = os.cpu_count() or 1
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)

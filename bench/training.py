@@ -1,0 +1,177 @@
+"""Autoencoder training speed: images per second and seconds per epoch, for both training stages.
+
+It renders `--paintings` generated paintings (`model.synthetic.render_painting`) and reads the
+[training] settings (batch size, learning rates, validation share) from the configuration as
+`pain` does. Then, once per `--threads` value, it runs `--epochs` epochs of each stage with the
+functions that a training run calls (`model.train_autoencoder`):
+
+- reconstruction: `train_one_epoch` over the training split, then `evaluate` on the validation
+  split. Images per second count the training split only, and seconds per epoch include both;
+- contrastive: `train_contrastive_epoch` over every painting, two simulated phone photos each;
+  images per second count the photos (2 per painting). `photo_view_ms` is the mean time to
+  simulate one photo, which is part of every contrastive step.
+
+A training run also evaluates photo accuracy every 10 contrastive epochs and re-describes every
+painting afterwards; neither is timed here. Medians over the measured epochs are reported.
+
+    .venv/bin/python bench/training.py --paintings 100 --threads 1 2 --json result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
+
+from _system import OtherLoad, load_average, machine, memory_of, mib, stamp  # noqa: E402
+from model.autoencoder import ConvAutoencoder  # noqa: E402
+from model.synthetic import render_painting  # noqa: E402
+from model.train_autoencoder import (  # noqa: E402
+    _contrastive_optimizer,
+    evaluate,
+    photo_view,
+    prepare_image,
+    split_validation,
+    train_contrastive_epoch,
+    train_one_epoch,
+)
+from pain_actors.config import load_config  # noqa: E402
+from pain_actors.logging_setup import configure_logging  # noqa: E402
+from workers.recognition import configure_threads  # noqa: E402
+from workers.training import training_config  # noqa: E402
+
+PHOTO_VIEW_SAMPLES = 20
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paintings", type=int, nargs="+", default=[100], help="collection sizes (default 100)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch and OpenCV thread counts (default 1 2)")
+    parser.add_argument("--epochs", type=int, default=2, help="measured epochs of each stage (default 2)")
+    parser.add_argument(
+        "--config", help="TOML configuration whose [training] section is used (default: ./config.toml if present, else built-in defaults)"
+    )
+    parser.add_argument("--log-level", default="warning", help="level of the training's own log lines (default warning)")
+    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    return parser
+
+
+def main(args: argparse.Namespace) -> dict:
+    configure_logging("console", args.log_level)
+    config_path = args.config or ("config.toml" if Path("config.toml").is_file() else None)
+    training = load_config(config_path).training
+    config = training_config(training)
+    sizes = []
+    for paintings in args.paintings:
+        _progress(f"{paintings} paintings: rendering")
+        images = [render_painting(seed) for seed in range(paintings)]
+        for threads in args.threads:
+            _progress(f"{paintings} paintings, {threads} thread(s)")
+            sizes.append(measure(images, threads, config, args.epochs))
+    return {
+        "machine": machine(),
+        "settings": {
+            "config": config_path or "built-in defaults",
+            "batch_size": config.batch_size,
+            "lr": config.lr,
+            "contrastive_lr": config.contrastive_lr,
+            "validation_share": config.validation_share,
+            "configured_threads": training.threads,
+            "configured_epochs": config.epochs,
+            "configured_contrastive_epochs": config.contrastive_epochs,
+            "measured_epochs": args.epochs,
+        },
+        "results": sizes,
+    }
+
+
+def measure(paintings: list[np.ndarray], threads: int, config, epochs: int) -> dict:
+    """Run `epochs` epochs of each stage on a fresh model with `threads` threads and time them."""
+    import torch
+
+    load_before = load_average()
+    others = OtherLoad({os.getpid()}).start()
+    configure_threads(threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train_positions, val_positions = split_validation(len(paintings), config.validation_share, config.seed)
+    started = time.perf_counter()
+    images = torch.stack([prepare_image(painting) for painting in paintings])
+    prepare_seconds = time.perf_counter() - started
+    train_images, val_images = images[train_positions], images[val_positions]
+
+    model = ConvAutoencoder()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    reconstruction = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        train_one_epoch(model, train_images, optimizer, epoch, config, rng)
+        trained = time.perf_counter()
+        evaluate(model, val_images, config)
+        reconstruction.append({"train_seconds": trained - started, "epoch_seconds": time.perf_counter() - started})
+
+    optimizer = _contrastive_optimizer(model, config)
+    contrastive = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        train_contrastive_epoch(model, paintings, optimizer, epoch, config, rng)
+        contrastive.append({"epoch_seconds": time.perf_counter() - started})
+
+    started = time.perf_counter()
+    for position in range(PHOTO_VIEW_SAMPLES):
+        photo_view(paintings[position % len(paintings)], rng)
+    photo_view_ms = (time.perf_counter() - started) * 1000.0 / PHOTO_VIEW_SAMPLES
+
+    reconstruction_epoch = statistics.median(e["epoch_seconds"] for e in reconstruction)
+    reconstruction_train = statistics.median(e["train_seconds"] for e in reconstruction)
+    contrastive_epoch = statistics.median(e["epoch_seconds"] for e in contrastive)
+    photos = 2 * len(paintings)
+    return {
+        "paintings": len(paintings),
+        "threads": threads,
+        "train_images": len(train_images),
+        "validation_images": len(val_images),
+        "prepare_seconds": round(prepare_seconds, 2),
+        "reconstruction": {
+            "epoch_seconds": round(reconstruction_epoch, 2),
+            "images_per_second": round(len(train_images) / reconstruction_train, 2),
+            "per_epoch": [{k: round(v, 2) for k, v in e.items()} for e in reconstruction],
+        },
+        "contrastive": {
+            "epoch_seconds": round(contrastive_epoch, 2),
+            "images_per_second": round(photos / contrastive_epoch, 2),
+            "photo_view_ms": round(photo_view_ms, 1),
+            "per_epoch": [round(e["epoch_seconds"], 2) for e in contrastive],
+        },
+        # Upper bound for both stages of a run with the configured epochs: reconstruction may stop early.
+        "estimated_training_seconds": round(
+            config.epochs * reconstruction_epoch + config.contrastive_epochs * contrastive_epoch
+        ),
+        "peak_rss_mib": mib(memory_of(os.getpid())["peak_rss"]),
+        "others_cpu_share": others.stop(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(f"[{stamp()}] {message}\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    arguments = get_args_parser().parse_args()
+    result = main(arguments)
+    text = json.dumps(result, indent=2)
+    sys.stdout.write(text + "\n")
+    if arguments.json_path:
+        Path(arguments.json_path).write_text(text + "\n")
