@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+import structlog
 import torch
 
 import model.train_autoencoder
@@ -9,6 +11,15 @@ from pain_actors.config import Config, TrainingSettings
 from pain_actors.engine_host import EngineHost
 from workers.model_store import ModelStore
 from workers.training import RunProgress, run_training
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging():
+    """Log to this test's output: an earlier `pain` command in this process may have pointed
+    structlog at a captured stream that is closed by now."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 def test_epochs_run_with_training_threads(small_dataset, tmp_path, monkeypatch):
