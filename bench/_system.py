@@ -1,12 +1,14 @@
-"""Machine description, load averages and process memory from /proc, shared by the benchmarks.
+"""Machine description, load averages, process memory from /proc and result output, shared by the benchmarks.
 
 Not a benchmark itself: `pain bench` lists only files whose name does not start with "_".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -160,6 +162,20 @@ def mib(value: float | None) -> float | None:
 
 def stamp() -> str:
     return time.strftime("%H:%M:%S")
+
+
+def progress(message: str) -> None:
+    """Write a timestamped progress line to stderr, where it does not mix with the JSON result."""
+    sys.stderr.write(f"[{stamp()}] {message}\n")
+    sys.stderr.flush()
+
+
+def write_result(result: dict, json_path: str | None) -> None:
+    """Print a benchmark's result as JSON, and also write it to `json_path` when one is given."""
+    text = json.dumps(result, indent=2)
+    sys.stdout.write(text + "\n")
+    if json_path:
+        Path(json_path).write_text(text + "\n", encoding="utf-8")
 
 
 def _meminfo() -> dict[str, int]:

@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench
 
 import cv2  # noqa: E402
 
-from _system import busy_cpu_seconds, process_cpu_seconds  # noqa: E402
+from _system import busy_cpu_seconds, process_cpu_seconds, write_result  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 from model.synthetic import photograph, render_painting  # noqa: E402
 
@@ -258,8 +258,4 @@ def kill_and_time(server: LiveServer, name: str) -> dict:
 
 if __name__ == "__main__":
     arguments = get_args_parser().parse_args()
-    result = main(arguments)
-    text = json.dumps(result, indent=2)
-    sys.stdout.write(text + "\n")
-    if arguments.json_path:
-        Path(arguments.json_path).write_text(text + "\n")
+    write_result(main(arguments), arguments.json_path)

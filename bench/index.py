@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, load_average, machine, memory_of, mib, stamp  # noqa: E402
+from _system import OtherLoad, load_average, machine, memory_of, mib, progress, write_result  # noqa: E402
 from model.backbone import EfficientNetLite0  # noqa: E402
 from model.index import EmbeddingIndex  # noqa: E402
 
@@ -109,7 +108,7 @@ def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: in
 def main(args: argparse.Namespace) -> dict:
     sizes = []
     for size in args.sizes:
-        _progress(f"{size} vectors of dimension {args.dim}")
+        progress(f"{size} vectors of dimension {args.dim}")
         sizes.append(measure_size(size, args))
     return {
         "machine": machine(),
@@ -156,7 +155,7 @@ def measure_size(size: int, args: argparse.Namespace) -> dict:
 
     add_path_seconds = None
     if size <= args.add_path_max:
-        _progress(f"{size} vectors: the engine's add path")
+        progress(f"{size} vectors: the engine's add path")
         add_path_seconds = round(time_engine_add_path(vectors), 3)
 
     return {
@@ -219,15 +218,6 @@ def _median(values) -> float:
     return round(statistics.median(list(values)), 4)
 
 
-def _progress(message: str) -> None:
-    sys.stderr.write(f"[{stamp()}] {message}\n")
-    sys.stderr.flush()
-
-
 if __name__ == "__main__":
     arguments = get_args_parser().parse_args()
-    result = main(arguments)
-    text = json.dumps(result, indent=2)
-    sys.stdout.write(text + "\n")
-    if arguments.json_path:
-        Path(arguments.json_path).write_text(text + "\n")
+    write_result(main(arguments), arguments.json_path)

@@ -23,7 +23,6 @@ Each metric is reported per run and as the median over --runs runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -37,7 +36,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, ancestors, load_average, machine, memory_of, mib, parent_pid, process_tree, stamp, tree_memory  # noqa: E402
+from _system import OtherLoad, ancestors, load_average, machine, memory_of, mib, parent_pid, process_tree, progress, tree_memory, write_result  # noqa: E402
 from fault_injection import build_collection_timed, cached_collection, copy_collection, percentile, query_photos  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 
@@ -81,7 +80,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def measure_collection(paintings: int, scratch: Path, args: argparse.Namespace) -> dict:
-    _progress(f"{paintings} paintings: building or reading the collection")
+    progress(f"{paintings} paintings: building or reading the collection")
     if args.cache_dir:
         source, build = cached_collection(Path(args.cache_dir), paintings)
     else:
@@ -92,7 +91,7 @@ def measure_collection(paintings: int, scratch: Path, args: argparse.Namespace) 
     for predictors in args.predictors:
         runs = []
         for number in range(1, args.runs + 1):
-            _progress(f"{paintings} paintings, {predictors} predictor(s): run {number}/{args.runs}")
+            progress(f"{paintings} paintings, {predictors} predictor(s): run {number}/{args.runs}")
             run_root = scratch / f"run-{paintings}-{predictors}-{number}"
             run_root.mkdir()
             try:
@@ -252,15 +251,6 @@ def summarise(predictors: int, runs: list[dict]) -> dict:
     }
 
 
-def _progress(message: str) -> None:
-    sys.stderr.write(f"[{stamp()}] {message}\n")
-    sys.stderr.flush()
-
-
 if __name__ == "__main__":
     arguments = get_args_parser().parse_args()
-    result = main(arguments)
-    text = json.dumps(result, indent=2)
-    sys.stdout.write(text + "\n")
-    if arguments.json_path:
-        Path(arguments.json_path).write_text(text + "\n")
+    write_result(main(arguments), arguments.json_path)

@@ -21,7 +21,6 @@ the decision). Each --threads value sets torch, OpenCV and faiss threads as engi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -35,7 +34,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, load_average, machine  # noqa: E402
+from _system import OtherLoad, load_average, machine, write_result  # noqa: E402
 from fault_injection import build_collection_timed, cached_collection, query_photos  # noqa: E402
 from model.intake import decode_image  # noqa: E402
 from model.recognizer import load_image_for_engine  # noqa: E402
@@ -143,8 +142,4 @@ def _timed(function, step: str, steps: dict[str, float]):
 
 if __name__ == "__main__":
     arguments = get_args_parser().parse_args()
-    result = main(arguments)
-    text = json.dumps(result, indent=2)
-    sys.stdout.write(text + "\n")
-    if arguments.json_path:
-        Path(arguments.json_path).write_text(text + "\n")
+    write_result(main(arguments), arguments.json_path)

@@ -20,7 +20,6 @@ painting afterwards; neither is timed here. Medians over the measured epochs are
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, load_average, machine, memory_of, mib, stamp  # noqa: E402
+from _system import OtherLoad, load_average, machine, memory_of, mib, progress, write_result  # noqa: E402
 from model.autoencoder import ConvAutoencoder  # noqa: E402
 from model.synthetic import render_painting  # noqa: E402
 from model.train_autoencoder import (  # noqa: E402
@@ -72,10 +71,10 @@ def main(args: argparse.Namespace) -> dict:
     config = training_config(training)
     sizes = []
     for paintings in args.paintings:
-        _progress(f"{paintings} paintings: rendering")
+        progress(f"{paintings} paintings: rendering")
         images = [render_painting(seed) for seed in range(paintings)]
         for threads in args.threads:
-            _progress(f"{paintings} paintings, {threads} thread(s)")
+            progress(f"{paintings} paintings, {threads} thread(s)")
             sizes.append(measure(images, threads, config, args.epochs))
     return {
         "machine": machine(),
@@ -163,15 +162,6 @@ def measure(paintings: list[np.ndarray], threads: int, config, epochs: int) -> d
     }
 
 
-def _progress(message: str) -> None:
-    sys.stderr.write(f"[{stamp()}] {message}\n")
-    sys.stderr.flush()
-
-
 if __name__ == "__main__":
     arguments = get_args_parser().parse_args()
-    result = main(arguments)
-    text = json.dumps(result, indent=2)
-    sys.stdout.write(text + "\n")
-    if arguments.json_path:
-        Path(arguments.json_path).write_text(text + "\n")
+    write_result(main(arguments), arguments.json_path)

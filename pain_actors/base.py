@@ -19,7 +19,7 @@ NODE_ENV = "PAIN_NODE"
 
 
 def node_name() -> str:
-    """The actor system this process belongs to, as shown in status pages."""
+    """Return the name of the actor system this process belongs to, as status pages show it."""
     return os.environ.get(NODE_ENV, "local")
 
 

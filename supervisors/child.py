@@ -101,7 +101,7 @@ class SupervisedActor(ParentProcessWatch, ActorTypeDispatcher):
 
     @staticmethod
     def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: dict[str, Any]) -> bool:
-        """Thespian asks this where the actor may start: in a system with every required capability."""
+        """Return whether the actor may start in a system with these capabilities: it needs every required one."""
         return all(capabilities.get(name) == value for name, value in requirements.items())
 
     def init(self, start_args: dict[str, Any]) -> None:

@@ -78,10 +78,11 @@ class ChildSpec:
     # multiprocTCPBase a child is forked from its supervisor, so a restarted child finds slow
     # imports (torch, say) already done. Only list modules whose import starts no threads.
     preload: tuple[str, ...] = ()
-    # Name of an actor-system capability. While other systems of the Thespian convention offer it
-    # (valued true, or better a name unique to each), the child starts in the one holding the
-    # fewest of this supervisor's children; otherwise in the supervisor's own system. The child's
-    # class must accept the requirement in actorSystemCapabilityCheck, as SupervisedActor does.
+    # Name of an actor-system capability, valued true or (better) with a name unique to each system.
+    # While other systems of the Thespian convention offer it, the child starts in the one that runs
+    # the fewest of this supervisor's children. Otherwise it starts in the supervisor's own system.
+    # The child's class must accept the requirement in actorSystemCapabilityCheck, as
+    # SupervisedActor does.
     placement: str | None = None
 
     def __post_init__(self) -> None:

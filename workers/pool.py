@@ -37,7 +37,7 @@ class Replica:
     request_id: str | None = None  # the request it is processing
     served: int = 0
     loading: str | None = None  # version it was asked to load
-    node: str | None = None  # the actor system it runs in, once it said so
+    node: str | None = None  # the actor system it runs in, once it reported it
 
 
 @dataclass

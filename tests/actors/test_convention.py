@@ -18,11 +18,11 @@ def status(server: LiveServer) -> dict:
 def placed(server: LiveServer, node: str, count: int) -> list[dict] | None:
     """The pool's predictors if `count` of them serve from actor system `node`, else None."""
     predictors = status(server)["pool"]["predictors"]
-    here = [p for p in predictors if p["node"] == node and p["state"] in ("idle", "busy")]
-    return predictors if len(here) == count else None
+    serving = [p for p in predictors if p["node"] == node and p["state"] in ("idle", "busy")]
+    return predictors if len(serving) == count else None
 
 
-def test_predictors_run_in_a_second_actor_system_and_come_back_when_it_stops(data_dir, photos):
+def test_predictors_move_to_worker_and_back(data_dir, photos):
     with LiveServer(data_dir, predictors=2) as server:
         home = f"127.0.0.1:{server.admin_port}"
         assert placed(server, home, 2), status(server)["pool"]
@@ -35,7 +35,8 @@ def test_predictors_run_in_a_second_actor_system_and_come_back_when_it_stops(dat
                 moved = wait_until(lambda: placed(server, worker.node, 2), 180)
                 # They are processes of the worker's actor system, not of the pool supervisor.
                 worker_pids = {p["pid"] for p in moved} | {parent_pid(p["pid"]) for p in moved}
-                assert pool_pid not in worker_pids and None not in worker_pids
+                assert pool_pid not in worker_pids
+                assert None not in worker_pids
 
                 served_before = sum(p["served"] for p in moved)
                 traffic.wait_for(6)
@@ -43,7 +44,8 @@ def test_predictors_run_in_a_second_actor_system_and_come_back_when_it_stops(dat
                 assert served_remotely >= 6
                 for title, body in photos.items():
                     code, reply = server.call("POST", "/api/predict", data=body)
-                    assert code == 200 and reply[0]["name"] == title
+                    assert code == 200
+                    assert reply[0]["name"] == title
 
                 # A stopped worker leaves the convention; its predictors restart beside the server,
                 # and none of its processes outlives it.
@@ -96,6 +98,7 @@ def test_remote_predictors_exit_when_their_supervisor_dies(data_dir, photos):
             wait_until(lambda: not any(process_alive(pid) for pid in old_pids), 60)
             for title, body in photos.items():
                 code, reply = server.call("POST", "/api/predict", data=body)
-                assert code == 200 and reply[0]["name"] == title
+                assert code == 200
+                assert reply[0]["name"] == title
             fresh_pids = {p["pid"] for p in fresh}
             assert worker.stop(fresh_pids | (worker_pids - old_pids)) == []

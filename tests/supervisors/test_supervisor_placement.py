@@ -29,7 +29,7 @@ def start_member(leader_port: int) -> subprocess.Popen:
     )
 
 
-def test_children_move_to_a_joining_system_and_return_when_it_leaves(harness):
+def test_children_follow_member_join_and_leave(harness):
     ids = ["a", "b", "c", "d"]
     specs = [replace(harness.worker_spec(child_id), placement=CAPABILITY) for child_id in ids]
     # One restart allowed: four exits counted one by one would escalate.
