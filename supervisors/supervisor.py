@@ -479,6 +479,9 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         Thespian delivers their ChildActorExited only if it reaches this process before the system
         is gone. So the departure itself counts as their exit, and a late ChildActorExited then
         matches no live child.
+
+        NOTE: a ChildActorExited that arrives before this update is still taken as a crash and counts
+        toward the restart intensity, and so does a restart placed on the leaving system meanwhile.
         """
         self._convention_systems.pop(system, None)
         log.info("actor system left the convention", supervisor=self._name, system=system)
@@ -560,7 +563,8 @@ class Supervisor(ParentProcessWatch, ActorTypeDispatcher):
         if operation is not None and operation.is_requested:
             # A RestartChild request reports the failure to its sender instead.
             return
-        self._on_child_failed(child, reason, "failed to start")
+        # A start cut short by its system leaving the convention is no crash either.
+        self._on_child_failed(child, reason, "failed to start", counts=DEPARTED_REASON not in reason)
 
     def _on_running_child_exited(self, child: ChildRecord, reason: str) -> None:
         # A system that leaves the convention takes its children along. That is a planned

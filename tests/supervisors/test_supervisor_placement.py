@@ -32,8 +32,9 @@ def start_member(leader_port: int) -> subprocess.Popen:
 def test_children_follow_member_join_and_leave(harness):
     ids = ["a", "b", "c", "d"]
     specs = [replace(harness.worker_spec(child_id), placement=CAPABILITY) for child_id in ids]
-    # One restart allowed: four exits counted one by one would escalate.
-    supervisor = harness.start_supervisor(SupervisorFlags(Strategy.ONE_FOR_ONE, 1, 60.0), specs)
+    # Three restarts allowed: four exits counted one by one would escalate. A child's exit that
+    # reaches the supervisor before the departure still counts (see _on_system_left).
+    supervisor = harness.start_supervisor(SupervisorFlags(Strategy.ONE_FOR_ONE, 3, 60.0), specs)
     supervisor_pid = harness.identity(harness.report(supervisor)["a"].address).ppid
     assert {identity.ppid for identity in harness.identities(supervisor, ids).values()} == {supervisor_pid}
 
@@ -48,7 +49,13 @@ def test_children_follow_member_join_and_leave(harness):
         member.wait(timeout=60)
 
     harness.wait_until_gone([identity.pid for identity in away.values()])
-    harness.wait_for_running(supervisor, ids, a=2, b=2, c=2, d=2)
+    # A child whose exit arrived before the departure was restarted once more, so its count can be
+    # above 2. No child may be left down.
+    harness.wait_for_report(
+        supervisor,
+        lambda report: all(status.state == "running" and status.restart_count >= 2 for status in report.values()),
+        "every child restarted at home",
+    )
     home = harness.identities(supervisor, ids)
     assert {identity.ppid for identity in home.values()} == {supervisor_pid}
 
