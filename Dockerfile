@@ -46,10 +46,18 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu \
 # The rest of install_requires, read from setup.cfg alone, so this layer stays cached while only
 # code or docs change. The constraints hold torch and torchvision at the CPU builds: a
 # dependency that needs another torch fails the build instead of pulling the CUDA one from PyPI.
+# PACKAGE_UNUSED_FILES (under site-packages) are ONNX Runtime's C library for programs in other
+# languages (its Python module does not load it), its transformer-optimisation scripts, the test
+# models of the onnx package, and OpenCV's Haar cascade files (63 MB in onnxruntime 1.32.0,
+# onnx 1.23.2 and OpenCV 4.14). The engine only exports one module with onnx, runs it with
+# onnxruntime, and uses no cascade classifier. .ci/image_size.py removes the same files.
+ARG PACKAGE_UNUSED_FILES="onnxruntime/capi/libonnxruntime.so* onnxruntime/transformers onnx/backend/test cv2/data"
 COPY setup.cfg /src/setup.cfg
+# hadolint ignore=SC2086,DL3003
 RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('/src/setup.cfg'); print(c['options']['install_requires'])" \
         > /opt/requirements.txt \
     && pip install --constraint /opt/cpu-constraints.txt --requirement /opt/requirements.txt \
+    && (cd /opt/pain/lib/python3.11/site-packages && rm -rf $PACKAGE_UNUSED_FILES) \
     && python -c "import sys, torch; sys.exit(torch.version.cuda and 'torch is a CUDA build: ' + torch.__version__)" \
     && python -c "import sys; from importlib.metadata import distributions; names = sorted(d.metadata['Name'] for d in distributions() if d.metadata['Name'].lower().startswith(('nvidia-', 'triton', 'cuda-'))); sys.exit(names and 'CUDA packages installed: ' + ', '.join(names))"
 
@@ -61,7 +69,8 @@ COPY workers /src/workers
 COPY supervisors /src/supervisors
 COPY pain_actors /src/pain_actors
 COPY web /src/web
-RUN pip install --no-deps /src && pip check
+# pip itself is not needed once the environment is complete, and takes 14 MB.
+RUN pip install --no-deps /src && pip check && python -m pip uninstall --yes --quiet pip
 
 
 FROM ${PYTHON_IMAGE}

@@ -3,8 +3,8 @@
 The estimate is the python:3.11-slim-bookworm base plus Debian's tini package plus the virtual
 environment that the Dockerfile builds in /opt/pain. The script creates that environment in a
 throwaway folder under /tmp and installs CPU-only torch and torchvision. Then it deletes the torch
-files that the Dockerfile deletes (its TORCH_UNUSED_FILES) and installs the rest of setup.cfg's
-install_requires the way the Dockerfile does. The estimate sums the bytes of every installed
+files that the Dockerfile deletes (its TORCH_UNUSED_FILES), installs the rest of setup.cfg's
+install_requires the way the Dockerfile does, deletes its PACKAGE_UNUSED_FILES and uninstalls pip. The estimate sums the bytes of every installed
 file. The script also checks what the Dockerfile relies on:
 
 - every package named in install_requires is installed;
@@ -109,12 +109,11 @@ def dockerfile_arguments() -> dict[str, str]:
     return {name: value.strip('"') for name, value in pairs}
 
 
-def remove_unused_torch_files(venv: Path, patterns: str) -> int:
-    """Delete the files that the Dockerfile deletes from torch (TORCH_UNUSED_FILES) and return the bytes freed."""
-    torch_dir = next(venv.glob("lib/python3*/site-packages/torch"))
+def remove_unused_files(folder: Path, patterns: str) -> int:
+    """Delete the files that the Dockerfile deletes (its *_UNUSED_FILES) under a folder; return the bytes freed."""
     freed = 0
     for pattern in patterns.split():
-        for path in torch_dir.glob(pattern):
+        for path in folder.glob(pattern):
             if path.is_dir():
                 freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
                 shutil.rmtree(path)
@@ -230,7 +229,8 @@ def main() -> int:
         unused_patterns = docker_args.get("TORCH_UNUSED_FILES", "")
         if not unused_patterns:
             failures.append("Dockerfile: ARG TORCH_UNUSED_FILES not found")
-        freed = remove_unused_torch_files(venv, unused_patterns)
+        site_packages = next(venv.glob("lib/python3*/site-packages"))
+        freed = remove_unused_files(site_packages / "torch", unused_patterns)
         # The checks run in workdir, because python -c also finds metadata in its working folder,
         # such as a pain.egg-info in the repository.
         installed = json.loads(run(
@@ -244,6 +244,10 @@ def main() -> int:
         constraints.write_text("".join(f"{name}=={version}\n" for name, version in measured.items()))
         rest = [line for line in requirements if requirement_name(line) not in measured]
         result = run([python, "-m", "pip", "install", "--quiet", "--constraint", str(constraints), *rest])
+        package_patterns = docker_args.get("PACKAGE_UNUSED_FILES", "")
+        if not package_patterns:
+            failures.append("Dockerfile: ARG PACKAGE_UNUSED_FILES not found")
+        freed_packages = remove_unused_files(site_packages, package_patterns) if result.returncode == 0 else 0
         if result.returncode == 0:
             result = run([python, "-m", "pip", "install", "--quiet", "--no-deps", str(REPO_ROOT)])
         if result.returncode != 0:
@@ -271,7 +275,11 @@ def main() -> int:
             failures.append(f"CUDA distributions installed: {', '.join(cuda_distributions)}")
         cuda_files = sorted(str(path.relative_to(venv)) for path in venv.rglob("*.so*") if CUDA_LIBRARY.match(path.name))
 
+        # The image's last build step uninstalls pip, after the checks above that use it.
+        venv_with_pip, _ = installed_bytes(venv)
+        run([python, "-m", "pip", "uninstall", "--yes", "--quiet", "pip"], check=True)
         venv_total, by_entry = installed_bytes(venv)
+        pip_bytes = venv_with_pip - venv_total
         tini = tini_bytes()
         image_total = BASE_IMAGE_BYTES + venv_total + (tini or 0)
 
@@ -282,6 +290,8 @@ def main() -> int:
         for entry, size in sorted(by_entry.items(), key=lambda item: -item[1])[:15]:
             print(f"  {megabytes(size):>11}  {entry}")
         print(f"\nremoved from torch as the Dockerfile does ({unused_patterns}): {megabytes(freed)}")
+        print(f"removed from other packages as the Dockerfile does ({package_patterns}): {megabytes(freed_packages)}")
+        print(f"pip, which the Dockerfile uninstalls at the end: {megabytes(pip_bytes)}")
         print(f"virtual environment ({len(report['installed'])} distributions): {megabytes(venv_total)}")
         print(f"base image {BASE_IMAGE} (docker-library/repo-info, 3.11.16, 2026-09-01): {megabytes(BASE_IMAGE_BYTES)}")
         print(f"tini (Debian package, Installed-Size): {megabytes(tini) if tini else 'unknown here, not counted'}")

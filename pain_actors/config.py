@@ -92,7 +92,11 @@ SECTIONS = {
     "actors": ActorSettings,
     "training": TrainingSettings,
 }
-CHOICES = {("logging", "format"): ("auto", "console", "json"), ("logging", "level"): ("debug", "info", "warning", "error")}
+CHOICES = {
+    ("logging", "format"): ("auto", "console", "json"),
+    ("logging", "level"): ("debug", "info", "warning", "error"),
+    ("engine", "runtime"): ("onnxruntime", "torch"),
+}
 # Inclusive ranges for numbers that have limits beyond "not negative".
 RANGES = {
     ("server", "port"): (1, 65535),

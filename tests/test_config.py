@@ -35,6 +35,7 @@ def test_environment_overrides_file(tmp_path):
         ("[serverr]\nport = 80\n", "unknown config section [serverr]"),
         ("[logging]\nformat = 'xml'\n", "logging.format must be one of"),
         ("[engine]\nthreads = -1\n", "engine.threads must not be negative"),
+        ("[engine]\nruntime = 'cuda'\n", "engine.runtime must be one of onnxruntime, torch, got 'cuda'"),
         ("[server\n", "not valid TOML"),
     ],
 )

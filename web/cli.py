@@ -35,6 +35,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("dataset", help="dataset directory (layout in docs/datasets.md)")
     evaluate.add_argument("--json", dest="json_path", help="also write the report as JSON to this file")
     evaluate.add_argument(
+        "--queries",
+        dest="queries_path",
+        help="also write each query's outcome (expected, answers, scores, correct, time) to this file, one JSON object a line",
+    )
+    evaluate.add_argument(
         "--distractors", type=int, default=0, help="generated distractor paintings added to the collection (default 0)"
     )
     evaluate.add_argument(
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(config, args.port)
     if args.command == "eval":
-        return _eval(config, args.dataset, args.json_path, args.distractors, args.train)
+        return _eval(config, args.dataset, args.json_path, args.distractors, args.train, args.queries_path)
     if args.command == "import":
         return _import(config, args.dataset, args.museum)
     if args.command == "worker":
@@ -194,7 +199,14 @@ def _serve(config: Config, port: int | None) -> int:
     return 0
 
 
-def _eval(config: Config, dataset: str, json_path: str | None, distractors: int, train: bool = False) -> int:
+def _eval(
+    config: Config,
+    dataset: str,
+    json_path: str | None,
+    distractors: int,
+    train: bool = False,
+    queries_path: str | None = None,
+) -> int:
     from dataclasses import replace
 
     from model.dataset import DatasetError
@@ -205,7 +217,7 @@ def _eval(config: Config, dataset: str, json_path: str | None, distractors: int,
         if train:
             checkpoint = train_on_dataset(dataset, config.training, settings.max_pixels)
             settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
-        report, _ = evaluate(dataset, settings, distractors=distractors, progress=_progress)
+        report, outcomes = evaluate(dataset, settings, distractors=distractors, progress=_progress)
     except DatasetError as exc:
         sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
         return 2
@@ -216,6 +228,9 @@ def _eval(config: Config, dataset: str, json_path: str | None, distractors: int,
         sys.stdout.write("autoencoder first stage recall@10: " + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()) + "\n")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if queries_path:
+        lines = [json.dumps(outcome.as_dict()) + "\n" for outcome in outcomes]
+        Path(queries_path).write_text("".join(lines), encoding="utf-8")
     return 0
 
 

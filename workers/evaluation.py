@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
@@ -31,6 +31,25 @@ class QueryOutcome:
     expected: tuple[str, ...]
     answer: list[str]
     elapsed_ms: float
+    scores: list[float] = field(default_factory=list)  # confidence of each answer, in answer order
+
+    @property
+    def correct(self) -> bool:
+        """Whether the first answer is an expected painting, or a photo that expects none got no answer."""
+        if not self.expected:
+            return not self.answer
+        return bool(self.answer) and self.answer[0] in self.expected
+
+    def as_dict(self) -> dict:
+        return {
+            "image": self.image,
+            "kind": self.kind if self.expected else "no match",
+            "expected": list(self.expected),
+            "answer": self.answer,
+            "scores": self.scores,
+            "correct": self.correct,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+        }
 
 
 def evaluate(
@@ -58,7 +77,8 @@ def evaluate(
     for number, query in enumerate(dataset.queries, start=1):
         prediction = service.predict(dataset.query_path(query).read_bytes(), collection=EVAL_COLLECTION, limit=5)
         answer = [match["painting_id"] for match in prediction.matches]
-        outcomes.append(QueryOutcome(query.image, query.kind, query.expected, answer, prediction.elapsed_ms))
+        scores = [match["score"] for match in prediction.matches]
+        outcomes.append(QueryOutcome(query.image, query.kind, query.expected, answer, prediction.elapsed_ms, scores))
         if progress:
             progress("query", number, len(dataset.queries))
 

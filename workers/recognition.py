@@ -32,10 +32,10 @@ class Prediction:
     elapsed_ms: float
 
 
-def configure_threads(threads: int) -> None:
+def configure_threads(threads: int) -> int:
     """Bound the threads of torch, OpenCV and faiss in this process (call before heavy work).
 
-    0 means one thread per core of the machine.
+    0 means one thread per core of the machine. Returns the number of threads set.
     """
     import cv2
     import faiss
@@ -47,6 +47,7 @@ def configure_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     faiss.omp_set_num_threads(threads)
+    return threads
 
 
 class RecognitionService:
@@ -58,15 +59,22 @@ class RecognitionService:
         from model.backbone import load_backbone
         from model.recognizer import Recognizer
 
-        configure_threads(settings.threads)
+        threads = configure_threads(settings.threads)
         self.settings = settings
         autoencoder = None
         if settings.autoencoder_checkpoint:
             autoencoder = AutoencoderEncoder.from_checkpoint(settings.autoencoder_checkpoint)
         self._configured_autoencoder = autoencoder
-        self.recognizer = Recognizer(settings, load_backbone(settings.backbone, settings.backbone_weights), autoencoder)
+        backbone = load_backbone(settings.backbone, settings.backbone_weights, settings.runtime, threads)
+        self.recognizer = Recognizer(settings, backbone, autoencoder)
         self._recognizer_class = Recognizer
-        log.info("recognition_service_started", backbone=settings.backbone, autoencoder=bool(autoencoder))
+        log.info(
+            "recognition_service_started",
+            backbone=settings.backbone,
+            runtime=settings.runtime,
+            threads=threads,
+            autoencoder=bool(autoencoder),
+        )
 
     def new_recognizer(self, autoencoder=None):
         """Create an empty recognizer that shares this one's backbone, with `autoencoder` or the configured one."""

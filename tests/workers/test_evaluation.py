@@ -8,8 +8,9 @@ from web.cli import main
 
 def test_eval_json_report(small_dataset, tmp_path, capsys):
     report_path = tmp_path / "report.json"
+    queries_path = tmp_path / "queries.jsonl"
 
-    assert main(["eval", str(small_dataset), "--json", str(report_path)]) == 0
+    assert main(["eval", str(small_dataset), "--json", str(report_path), "--queries", str(queries_path)]) == 0
 
     report = json.loads(report_path.read_text())
     assert set(report) == {"paintings", "queries", "by_kind", "no_match", "latency_ms", "index_seconds"}
@@ -19,6 +20,18 @@ def test_eval_json_report(small_dataset, tmp_path, capsys):
     assert report["no_match"] == {"n": 1, "rejected": 1.0}
     assert set(report["latency_ms"]) == {"p50", "p95"}
     assert "photo" in capsys.readouterr().out
+
+    # One line per query, in the dataset's order, each scored like the report.
+    outcomes = [json.loads(line) for line in queries_path.read_text().splitlines()]
+    assert len(outcomes) == 5
+    assert [o["kind"] for o in outcomes].count("no match") == 1
+    for outcome in outcomes:
+        assert outcome["correct"] is True
+        assert len(outcome["scores"]) == len(outcome["answer"])
+        if outcome["expected"]:
+            assert outcome["answer"][0] in outcome["expected"] and 0.5 <= outcome["scores"][0] <= 1.0
+        else:
+            assert outcome["answer"] == [] and outcome["scores"] == []
 
 
 def test_eval_rejects_broken_dataset(tmp_path, capsys):
