@@ -47,24 +47,35 @@ class EngineHost:
         as it was. Importing the same dataset twice adds its paintings twice.
         """
         dataset = read_dataset(dataset_path, require_queries=False)
+        recognizer = self.service.recognizer
 
+        # Each painting's features go into the in-memory index as soon as they are computed. Memory
+        # then grows with the index (8-bit vectors), not with the raw features (about 0.8 MB per
+        # painting). Nothing reaches the data directory before every image was described.
         described = []
-        for number, row in enumerate(dataset.paintings, start=1):
-            data = dataset.painting_path(row).read_bytes()
-            try:
-                features = self.service.describe(data)
-            except ImageError as exc:
-                location = f"paintings/{row.image} (paintings.csv line {number + 1})"
-                log.warning("import_image_rejected", museum=museum, image=row.image, error=exc.message)
-                raise ImageError(exc.reason, f"{location}: {exc.message}") from None
-            described.append((row, data, features))
-            if progress:
-                progress(number, len(dataset.paintings))
+        try:
+            for number, row in enumerate(dataset.paintings, start=1):
+                data = dataset.painting_path(row).read_bytes()
+                try:
+                    features = self.service.describe(data)
+                except ImageError as exc:
+                    location = f"paintings/{row.image} (paintings.csv line {number + 1})"
+                    log.warning("import_image_rejected", museum=museum, image=row.image, error=exc.message)
+                    raise ImageError(exc.reason, f"{location}: {exc.message}") from None
+                painting_id = new_painting_id()
+                recognizer.add(painting_id, museum, features)
+                described.append((row, painting_id))
+                if progress:
+                    progress(number, len(dataset.paintings))
+        except BaseException:
+            self._reload_target()  # forget the paintings added to memory so far
+            raise
 
         added = []
-        for row, data, features in described:
+        for row, painting_id in described:
+            data = dataset.painting_path(row).read_bytes()
             painting = Painting(
-                id=new_painting_id(),
+                id=painting_id,
                 museum=museum,
                 title=row.title,
                 artist=row.artist,
@@ -73,13 +84,19 @@ class EngineHost:
                 description=row.description,
                 image=self.catalogue.store_image(data, row.image),
             )
-            self.service.recognizer.add(painting.id, museum, features)
             added.append(painting)
         self.service.recognizer.finish_bulk_load()
         self.publish("import")
         self.catalogue.add_many(added)
         log.info("dataset_imported", museum=museum, paintings=len(added), dataset=dataset_path)
         return len(added)
+
+    def _reload_target(self) -> None:
+        """Reset the in-memory index to the target model version, or to an empty one."""
+        self.service.recognizer = self.service.new_recognizer()
+        version = self.store.target()
+        if version is not None:
+            self.service.load(self.store.path(version))
 
     def publish(self, source: str) -> str:
         """Publish the in-memory index as a new model version and make it the target."""

@@ -62,3 +62,26 @@ def test_import_names_corrupt_image_and_adds_nothing(small_dataset, tmp_path, da
 def test_import_missing_directory(tmp_path, data_env, capsys):
     assert main(["import", str(tmp_path / "nowhere"), "--museum", "m"]) == 2
     assert "dataset directory not found" in capsys.readouterr().err
+
+
+def test_failed_import_leaves_engine_at_target(small_dataset, tmp_path):
+    from model.intake import ImageError
+    from pain_actors.config import Config
+    from pain_actors.engine_host import EngineHost
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_dataset, broken)
+    (broken / "paintings" / "003.png").write_bytes(b"not a png")
+    host = EngineHost(tmp_path / "data", Config().engine)
+    assert host.import_dataset(str(small_dataset), "museum-1") == 4
+    first = host.store.target()
+
+    # Three paintings of the broken set were described and indexed in memory before the bad one.
+    with pytest.raises(ImageError, match="paintings/003.png"):
+        host.import_dataset(str(broken), "museum-1")
+    assert len(host.service.recognizer) == 4
+    assert host.store.target() == first
+
+    assert host.import_dataset(str(small_dataset), "museum-2") == 4
+    assert len(host.service.recognizer) == 8
+    assert len(host.catalogue) == 8
