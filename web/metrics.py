@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from web.api import collect_status
+from web.api import collect_status, require_admin
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +160,9 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    # The figures name actors, versions and restarts, which only operators should see. Prometheus
+    # sends the admin token with `authorization: {credentials: ...}` in its scrape config.
+    require_admin(request)
     metrics = request.app[METRICS]
     metrics.update_from_status(await collect_status(request.app))
     body = generate_latest(metrics.registry)

@@ -163,12 +163,14 @@ DOCUMENT: dict = {
         "/metrics": {
             "get": {
                 "operationId": "metrics",
-                "summary": "Prometheus metrics: requests by route and status, pool, restarts, model version, training",
+                "summary": "Admin: Prometheus metrics: requests by route and status, pool, restarts, model version, training",
+                "security": ADMIN,
                 "responses": {
                     "200": {
                         "description": "Prometheus text exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    **ADMIN_ERRORS,
                 },
             }
         },

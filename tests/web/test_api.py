@@ -321,10 +321,13 @@ async def test_user_content_sends_the_stored_bytes(client, data_dir):
     assert await response.read() == (data_dir / "images" / painting["image_path"]).read_bytes()
 
 
-async def test_openapi_and_metrics_are_served(client):
+async def test_openapi_and_admin_metrics_are_served(client):
     document = await (await client.get("/api/openapi.json")).json()
     assert document["openapi"].startswith("3.")
-    metrics = await client.get("/metrics")
+    assert (await client.get("/metrics")).status == 401
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status == 401
+    metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert metrics.status == 200
     assert "pain_predictor_pool_size 1.0" in await metrics.text()
 

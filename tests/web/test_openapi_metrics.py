@@ -124,7 +124,8 @@ def scrape(server) -> dict[tuple[str, tuple], float]:
     """Every sample of GET /metrics as {(name, sorted labels): value}."""
     import urllib.request
 
-    with urllib.request.urlopen(server.url + "/metrics", timeout=30) as response:
+    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
         assert response.headers["Content-Type"].startswith("text/plain; version=")
         text = response.read().decode()
     samples = {}
