@@ -26,6 +26,8 @@ class ServerSettings:
     session_secret: str = ""  # Fernet key for dashboard session cookies; empty: a random key per start
     secure_cookies: bool = False  # mark session cookies Secure (HTTPS only)
     session_max_age: int = 604800  # seconds a dashboard login lasts
+    login_attempts: int = 5  # failed dashboard logins per address or museum within login_window; 0: no limit
+    login_window: float = 300.0  # seconds over which failed logins are counted
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ RANGES = {
     ("server", "default_limit"): (1, 50),
     ("server", "max_upload_bytes"): (1, None),
     ("server", "session_max_age"): (60, None),
+    ("server", "login_window"): (1.0, None),
     ("engine", "max_side"): (64, None),
     ("engine", "dense_ratio"): (0.0, 1.0),
     ("engine", "min_confidence"): (0.0, 1.0),

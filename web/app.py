@@ -25,7 +25,8 @@ from web.charts import format_loss
 from web.errors import error_middleware, security_headers_middleware
 from web.request_ids import request_id_middleware
 from web.sessions import setup_sessions
-from web.state import CATALOGUE, CLIENT, CONFIG, SERVICE, STARTED_AT
+from web.login_throttle import LoginThrottle
+from web.state import CATALOGUE, CLIENT, CONFIG, LOGIN_THROTTLE, SERVICE, STARTED_AT
 from workers.catalogue import Catalogue
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
+    app[LOGIN_THROTTLE] = LoginThrottle(config.server.login_attempts, config.server.login_window)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

@@ -7,6 +7,7 @@ the logged-in museum as the owner, so a manager can only change their own museum
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import aiohttp_jinja2
@@ -17,7 +18,7 @@ from aiohttp_session import get_session
 from web.api import MALFORMED_FORM_ERRORS, catalogue_of, training_status
 from web.charts import loss_chart_svg
 from web.sessions import CSRF_FIELD, check_csrf, csrf_token, current_museum, log_in, log_out
-from web.state import CATALOGUE, CONFIG
+from web.state import CATALOGUE, CONFIG, LOGIN_THROTTLE
 from web.uploads import IMAGE_ERROR_STATUS, ImageError, normalise_image
 from workers.accounts import AccountError, authenticate, register_museum
 from workers.catalogue import Painting, new_painting_id
@@ -210,11 +211,28 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     form = await read_form(request)
     museum_id, password = text_field(form, "museum_id"), text_field(form, "password")
+
+    # NOTE: behind a reverse proxy every client has the proxy's address. The address limit then
+    # applies to all managers together, and only the museum limit tells them apart.
+    throttle = request.app[LOGIN_THROTTLE]
+    keys = (f"address:{request.remote}", f"museum:{museum_id[:64]}")
+    wait = math.ceil(throttle.retry_after(*keys))
+    if wait > 0:
+        log.warning("login_throttled", museum=museum_id[:64], retry_after=wait)
+        error = f"too many failed logins; wait {wait} seconds, then try again"
+        response = await render(request, "login.html", {"form": {"museum_id": museum_id}, "error": error}, 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
     museum = await asyncio.to_thread(authenticate, request.app[CATALOGUE].database, museum_id, password)
     if museum is None:
+        throttle.failed(*keys)
         log.info("login_failed", museum=museum_id[:64])
         context = {"form": {"museum_id": museum_id}, "error": "museum id or password is wrong; check both and try again"}
         return await render(request, "login.html", context, 401)
+    # Only the museum's count is cleared: a guesser who owns another museum must not be able to
+    # reset their address's count by logging in to it.
+    throttle.succeeded(keys[1])
     await log_in(request, museum.id)
     log.info("login_succeeded", museum=museum.id)
     raise web.HTTPFound("/dashboard/paintings")

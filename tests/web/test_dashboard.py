@@ -22,6 +22,7 @@ from workers.database import open_database
 TOKEN = "dashboard-admin-token"
 PASSWORD = "a long enough password"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+LOGIN_WINDOW = 8.0  # seconds over which the test server counts failed logins (5 allowed)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,11 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(data_dir):
-    with LiveServer(data_dir, token=TOKEN, predictors=1) as live:
+    live = LiveServer(data_dir, token=TOKEN, predictors=1)
+    # A short window, so the login limit test waits seconds rather than minutes. Every test here
+    # logs in from 127.0.0.1, and the limit counts failures per address too.
+    live.env["PAIN_SERVER_LOGIN_WINDOW"] = str(LOGIN_WINDOW)
+    with live:
         yield live
 
 
@@ -188,6 +193,26 @@ async def test_register_logout_and_login(browser):
     right = await browser.login("flow-museum")
     assert right.status == 302
     assert "Flow Museum" in await (await browser.session.get("/dashboard/paintings")).text()
+
+
+async def test_failed_logins_are_limited(browser):
+    assert (await browser.register("guessed-museum")).status == 302
+    assert (await browser.logout()).status == 302
+
+    # Other tests' failed logins from 127.0.0.1 may still be in the window, so fewer guesses than
+    # the 5 allowed may reach the limit.
+    statuses = [(await browser.login("guessed-museum", "a wrong guess")).status for _ in range(5)]
+    assert statuses[0] == 401
+    assert set(statuses) <= {401, 429}
+    # Even the right password waits until the oldest failure leaves the window.
+    blocked = await browser.login("guessed-museum")
+    assert blocked.status == 429
+    wait = int(blocked.headers["Retry-After"])
+    assert 1 <= wait <= LOGIN_WINDOW
+    assert f"wait {wait} seconds" in await blocked.text()
+
+    await asyncio.sleep(LOGIN_WINDOW)
+    assert (await browser.login("guessed-museum")).status == 302
 
 
 @pytest.mark.parametrize(
