@@ -60,9 +60,10 @@ def build_collection_timed(root: Path, paintings: int, keep_dataset: bool = True
     """Build root/data like `build_collection` and return how long each step took.
 
     The record has the data directory and the seconds spent rendering paintings and in `pain import`,
-    which describes every painting, then indexes them all and publishes the first model version.
-    `import_describe_seconds` is the part until every painting was described, read from the
-    import's progress line, which is polled every 0.5 s. The import process's peak RSS is in bytes. `import_others_cpu_share` is the share of the machine's CPU
+    which describes and indexes every painting, then stores the images and publishes the first
+    model version. `import_describe_seconds` is the part until every painting was described and
+    indexed, read from the import's progress line, which is polled every 0.5 s. The import
+    process's peak RSS is in bytes. `import_others_cpu_share` is the share of the machine's CPU
     that other processes used during the import (see `_system.OtherLoad`). The import's log goes
     to root/import.log.
     """
