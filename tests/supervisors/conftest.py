@@ -25,7 +25,7 @@ for _path in (str(TESTS_DIR), str(REPO_ROOT)):
 
 from thespian.actors import ActorSystem  # noqa: E402
 
-from supervision_harness import Harness, free_port  # noqa: E402
+from supervision_harness import Harness, free_port, listening_pids, process_start_time  # noqa: E402
 
 
 @pytest.fixture
@@ -38,6 +38,10 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     )
     test_harness = Harness(system, tmp_path)
     test_harness.admin_port = admin_port
+    # The admin process runs detached from pytest. Recording it lets kill_leftovers end it when
+    # shutdown() leaves it running, instead of leaving an orphan behind the test run.
+    for pid in listening_pids(admin_port):
+        test_harness.seen_processes[pid] = process_start_time(pid)
     try:
         yield test_harness
     finally:

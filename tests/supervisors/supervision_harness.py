@@ -42,6 +42,30 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def listening_pids(port: int) -> list[int]:
+    """Return the PIDs of this user's processes that listen on a TCP port, read from /proc."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_address, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local_address.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                sockets.add(f"socket:[{inode}]")
+
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in sockets for fd in fd_dir.iterdir()):
+                pids.append(int(fd_dir.parent.name))
+        except OSError:
+            continue  # another user's process, or one that has just exited
+    return pids
+
+
 def wait_until(condition: Callable[[], T], description: str, timeout: float = WAIT_TIMEOUT) -> T:
     """Poll `condition` until it returns a truthy value and return that value."""
     deadline = time.monotonic() + timeout
