@@ -20,6 +20,7 @@ from thespian.actors import ActorAddress, ActorSystem
 from pain_actors.base import NODE_ENV
 from pain_actors.config import Config, ConfigError
 from pain_actors.messages import Crash
+from pain_actors.transport import bind_listeners_to_advertised_address
 from pain_actors.tree import COORDINATOR, POOL_NAME, PREDICTOR_HOST, ROOT_NAME, TRAINER, build_tree
 from supervisors import ChildrenReport, RootSupervisorError, RootWatcher, WhichChildren, ask_for
 
@@ -180,8 +181,9 @@ class ActorService:
 def name_actor_system(config: Config) -> str:
     """Set the address and node name that the actor system started next in this process takes."""
     # Thespian reads this when it creates its transport; the default keeps actor traffic on
-    # loopback.
+    # loopback. Its listening sockets are bound to the same address (pain_actors.transport).
     os.environ["THESPIAN_BASE_IPADDR"] = config.actors.host
+    bind_listeners_to_advertised_address()
     node = f"{config.actors.host}:{config.actors.admin_port}"
     os.environ[NODE_ENV] = node
     return node

@@ -332,6 +332,45 @@ async def test_openapi_and_admin_metrics_are_served(client):
     assert "pain_predictor_pool_size 1.0" in await metrics.text()
 
 
+def listening_sockets_of(data_dir) -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every TCP socket that a process of the service at data_dir listens on.
+
+    The service's processes are recognised by the PAIN_STORAGE_DATA_DIR they inherited.
+    """
+    import os
+    from pathlib import Path
+
+    listening = {}  # socket inode -> (address, port)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A":  # LISTEN
+                address, port = fields[1].rsplit(":", 1)
+                listening[f"socket:[{fields[9]}]"] = (address, int(port, 16))
+
+    marker = f"PAIN_STORAGE_DATA_DIR={data_dir}".encode()
+    found = []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker not in (process / "environ").read_bytes().split(b"\0"):
+                continue
+            for fd in (process / "fd").iterdir():
+                target = os.readlink(fd)
+                if target in listening:
+                    found.append((*listening[target], int(process.name)))
+        except OSError:
+            continue
+    return found
+
+
+async def test_no_socket_listens_on_all_interfaces(server, data_dir):
+    sockets = listening_sockets_of(data_dir)
+    # The HTTP port and at least the actor system's admin port.
+    assert {port for _, port, _ in sockets} >= {server.port, server.admin_port}
+    # /proc/net/tcp writes 127.0.0.1 as 0100007F and 0.0.0.0 as 00000000.
+    assert {address for address, _, _ in sockets} == {"0100007F"}, sockets
+
+
 async def test_bad_input_crashed_no_worker(client):
     """Runs last in this module: every bad input above left every actor running."""
     status = await (await client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})).json()
