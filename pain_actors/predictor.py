@@ -92,7 +92,11 @@ class Predictor(PainActor):
                 continue
             log.info("model_version_loaded", version=version, paintings=len(self.service.recognizer))
             return version
-        log.warning("no_model_version", detail="serving an empty index until a version is published")
+        log.warning(
+            "no_model_version",
+            detail="starting from an empty index; paintings in the catalogue are indexed next, and the"
+            " first training run or pain import publishes a version",
+        )
         return None
 
     def _sync_collection(self) -> None:

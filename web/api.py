@@ -106,7 +106,9 @@ async def predict(request: web.Request) -> web.Response:
 async def get_painting(request: web.Request) -> web.Response:
     painting = catalogue_of(request).get(request.match_info["id"])
     if painting is None:
-        return json_error(404, f"painting {request.match_info['id']!r} not found")
+        return json_error(
+            404, f"painting {request.match_info['id']!r} not found; GET /api/list-museum/{{museum}} lists the ids"
+        )
     return web.json_response(painting_json(request, painting))
 
 
@@ -276,9 +278,14 @@ def require_admin(request: web.Request) -> None:
         )
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
+    if not header:
         raise web.HTTPUnauthorized(
             text="Authorization: missing; send the header 'Authorization: Bearer <admin token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if scheme.lower() != "bearer" or not given:
+        raise web.HTTPUnauthorized(
+            text="Authorization: not a bearer token; send the header as 'Authorization: Bearer <admin token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     if not hmac.compare_digest(given.encode(), token.encode()):

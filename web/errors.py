@@ -64,7 +64,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         # aiohttp's own errors carry text like "404: Not Found"; ours carry a message for the client.
         own_message = exc.text and not exc.text.startswith(f"{exc.status}:")
         headers = {k: v for k, v in exc.headers.items() if k in ("WWW-Authenticate", "Allow")}
-        return error_response(request, exc.status, exc.text if own_message else exc.reason, headers)
+        message = exc.text if own_message else exc.reason
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            message = f"method {request.method} is not allowed for {request.path}; use {', '.join(sorted(exc.allowed_methods))}"
+        return error_response(request, exc.status, message, headers)
     except Exception:
         log.exception("request_failed", method=request.method, path=request.path)
         return error_response(request, 500, INTERNAL_ERROR)

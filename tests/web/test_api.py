@@ -186,6 +186,23 @@ async def test_admin_endpoints_need_the_token(client, method, path):
     assert wrong.status == 401
     assert "wrong" in (await wrong.json())["error"]
 
+    bare = await client.request(method, path, headers={"Authorization": TOKEN})
+    assert bare.status == 401
+    assert "not a bearer token" in (await bare.json())["error"]
+
+
+async def test_wrong_method_names_the_right_one(client):
+    response = await client.get("/api/predict")
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert (await response.json())["error"] == "method GET is not allowed for /api/predict; use POST"
+
+
+async def test_unknown_painting_says_where_ids_are(client):
+    response = await client.get("/api/paintings/nope")
+    assert response.status == 404
+    assert (await response.json())["error"] == "painting 'nope' not found; GET /api/list-museum/{museum} lists the ids"
+
 
 async def test_status_shows_predictors_versions_and_tree(client):
     response = await client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
