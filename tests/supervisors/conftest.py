@@ -25,7 +25,7 @@ for _path in (str(TESTS_DIR), str(REPO_ROOT)):
 
 from thespian.actors import ActorSystem  # noqa: E402
 
-from supervision_harness import Harness, free_port, listening_pids, process_start_time  # noqa: E402
+from supervision_harness import Harness, end_process_group, free_port, listening_pids  # noqa: E402
 
 
 @pytest.fixture
@@ -38,12 +38,14 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     )
     test_harness = Harness(system, tmp_path)
     test_harness.admin_port = admin_port
-    # The admin process runs detached from pytest. Recording it lets kill_leftovers end it when
-    # shutdown() leaves it running, instead of leaving an orphan behind the test run.
-    for pid in listening_pids(admin_port):
-        test_harness.seen_processes[pid] = process_start_time(pid)
+    # The admin process runs detached from pytest, in a process group of its own that every actor
+    # of this system joins. Ending that group at teardown ends actors that outlived shutdown(),
+    # such as a supervisor whose children ran in a convention member that left first.
+    admin_groups = {os.getpgid(pid) for pid in listening_pids(admin_port)} - {os.getpgid(0)}
     try:
         yield test_harness
     finally:
         system.shutdown()
         test_harness.kill_leftovers()
+        for group in admin_groups:
+            end_process_group(group)

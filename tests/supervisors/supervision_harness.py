@@ -66,6 +66,32 @@ def listening_pids(port: int) -> list[int]:
     return pids
 
 
+def end_process_group(group: int, grace: float = 3.0) -> None:
+    """SIGKILL a process group whose processes are still running after `grace` seconds."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        members = [pid for pid in _group_members(group) if not process_is_gone(pid)]
+        if not members:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_members(group: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # the fifth field of /proc/PID/stat: process group
+            members.append(int(stat.parent.name))
+    return members
+
+
 def wait_until(condition: Callable[[], T], description: str, timeout: float = WAIT_TIMEOUT) -> T:
     """Poll `condition` until it returns a truthy value and return that value."""
     deadline = time.monotonic() + timeout
