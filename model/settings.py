@@ -48,4 +48,4 @@ class EngineSettings:
 
     # Runtime.
     runtime: str = "onnxruntime"  # how the backbone runs: "onnxruntime" (fast on CPUs) or "torch"
-    threads: int = 0  # torch, OpenCV and faiss threads per engine; 0: every core of the machine
+    threads: int = 0  # torch, ONNX Runtime, OpenCV and faiss threads per engine; 0: every core of the machine

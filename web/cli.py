@@ -37,7 +37,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--queries",
         dest="queries_path",
-        help="also write each query's outcome (expected, answers, scores, correct, time) to this file, one JSON object a line",
+        help="also write each query's result (expected, answers, scores, correct, time) to this file, one JSON object a line",
     )
     evaluate.add_argument(
         "--distractors", type=int, default=0, help="generated distractor paintings added to the collection (default 0)"

@@ -213,7 +213,7 @@ async def login(request: web.Request) -> web.Response:
     museum_id, password = text_field(form, "museum_id"), text_field(form, "password")
 
     # NOTE: behind a reverse proxy every client has the proxy's address. The address limit then
-    # applies to all managers together, and only the museum limit tells them apart.
+    # applies to all managers together, and only the museum limit separates them.
     throttle = request.app[LOGIN_THROTTLE]
     keys = (f"address:{request.remote}", f"museum:{museum_id[:64]}")
     wait = math.ceil(throttle.retry_after(*keys))

@@ -5,7 +5,7 @@ count at the limit blocks further logins for that address or museum until its ol
 the window has aged out. A successful login clears both counts.
 
 The museum count stops guessing spread over many addresses. Its cost: anyone with a museum's id can
-keep its manager out for one window at a time. The manager then sees how long to wait.
+keep its manager out for one window at a time. The login page then shows the manager how long to wait.
 """
 
 from __future__ import annotations

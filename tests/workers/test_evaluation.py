@@ -29,9 +29,11 @@ def test_eval_json_report(small_dataset, tmp_path, capsys):
         assert outcome["correct"] is True
         assert len(outcome["scores"]) == len(outcome["answer"])
         if outcome["expected"]:
-            assert outcome["answer"][0] in outcome["expected"] and 0.5 <= outcome["scores"][0] <= 1.0
+            assert outcome["answer"][0] in outcome["expected"]
+            assert 0.5 <= outcome["scores"][0] <= 1.0
         else:
-            assert outcome["answer"] == [] and outcome["scores"] == []
+            assert outcome["answer"] == []
+            assert outcome["scores"] == []
 
 
 def test_eval_rejects_broken_dataset(tmp_path, capsys):
