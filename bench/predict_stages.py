@@ -45,6 +45,7 @@ from workers.recognition import RecognitionService  # noqa: E402
 # (recognizer attribute path, method name, reported step)
 TIMED_STEPS = [
     ((), "_describe_whole", "cnn_whole_photo"),
+    ((), "_view_votes", "shortlist"),
     ((), "_shortlist_view", "shortlist"),
     ((), "_verify_view", "verify_cnn"),
     (("_query_sift",), "extract", "sift"),

@@ -36,6 +36,14 @@ from model.verify import Verification, fit_homography, mutual_nearest_many
 
 STATE_FILE = "engine.pkl"
 
+# HNSW finds fewer of the true nearest neighbours at a fixed search breadth as its graph grows.
+# Up to BREADTH_BASE_VECTORS stored descriptors the breadth is engine.hnsw_ef_search. Beyond that
+# it grows with the count to the power BREADTH_GROWTH. On estensi with 10,000 distractor paintings
+# (7.7 million CNN cells), breadth 32 left the right painting off every shortlist for 9 of 93 crops,
+# and breadth 128 for 5 (bench/shortlist_recall.py, docs/benchmarks.md).
+BREADTH_BASE_VECTORS = 1_000_000
+BREADTH_GROWTH = 0.75
+
 
 @dataclass
 class ReferenceFeatures:
@@ -215,16 +223,20 @@ class Recognizer:
         if not searched:
             return []
         evidence: list[dict[int, Evidence]] = [defaultdict(Evidence) for _ in searched]
+        settings = self.settings
 
-        # First pass: the whole photo against the paintings it votes for most.
+        # First pass: the whole photo against the paintings its sampled cells vote for most.
         whole = self._describe_whole(rgb)
+        sampled = _grid_sample(whole.dense.points, settings.first_pass_cell_step)
         with self._lock:
-            shortlists = [self._shortlist_view(index, whole, 0) for index in searched]
-            first = self.settings.first_pass_candidates
-            for index, found, keys in zip(searched, evidence, shortlists):
-                self._verify_view(index, whole, 0, keys[:first], found)
+            votes = [self._view_votes(index, whole, sampled) for index in searched]
+            verified: list[set[int]] = []
+            for index, found, view_votes in zip(searched, evidence, votes):
+                keys = _top_keys(view_votes, settings.first_pass_candidates)
+                self._verify_view(index, whole, 0, keys, found)
+                verified.append(set(keys))
             matches = self._decide_all(searched, evidence)
-        if matches and matches[0].score >= self.settings.early_exit_confidence:
+        if matches and matches[0].score >= settings.early_exit_confidence:
             return matches[:limit]
 
         # Second pass: SIFT over the whole photo, which finds small paintings in wide shots.
@@ -233,16 +245,22 @@ class Recognizer:
             for index, found in zip(searched, evidence):
                 self._verify_sift(index, sift, photo_size, found)
             matches = self._decide_all(searched, evidence)
-        if matches and matches[0].score >= self.settings.early_exit_confidence:
+        if matches and matches[0].score >= settings.early_exit_confidence:
             return matches[:limit]
 
-        # Last pass: the rest of the whole photo's shortlist, and each framed region on its own.
+        # Last pass: the whole photo's full shortlist, voted by all its cells, and each framed
+        # region on its own. Votes add up over cells, so the cells left out above are added now.
         regions = self._describe_regions(rgb)
         with self._lock:
-            for index, found, keys in zip(searched, evidence, shortlists):
-                self._verify_view(index, whole, 0, keys[first:], found)
+            for index, found, view_votes, done in zip(searched, evidence, votes, verified):
+                if not sampled.all():
+                    for key, vote in self._view_votes(index, whole, ~sampled).items():
+                        view_votes[key] = view_votes.get(key, 0.0) + vote
+                keys = [key for key in self._shortlist_view(index, whole, 0, view_votes) if key not in done]
+                self._verify_view(index, whole, 0, keys, found)
                 for view_number, view in enumerate(regions, start=1):
-                    self._verify_view(index, view, view_number, self._shortlist_view(index, view, view_number), found)
+                    keys = self._shortlist_view(index, view, view_number, self._view_votes(index, view))
+                    self._verify_view(index, view, view_number, keys, found)
             matches = self._decide_all(searched, evidence)
         return matches[:limit]
 
@@ -265,6 +283,7 @@ class Recognizer:
     ) -> None:
         """Shortlist by SIFT votes and verify with the correspondences behind the votes."""
         settings = self.settings
+        index.sift.ef_search = search_breadth(settings.hnsw_ef_search, index.sift.vector_count)
         votes, pairs = _vote(index.sift, sift.descriptors, settings.sift_neighbours)
         threshold = settings.sift_ransac_fraction * max(photo_size)
         for key in _top_keys(votes, settings.shortlist):
@@ -279,10 +298,17 @@ class Recognizer:
                 distinct_cell=threshold,
             )
 
-    def _shortlist_view(self, index: CollectionIndex, view: View, view_number: int) -> list[int]:
-        """Rank paintings for one view by CNN cell votes, then add the nearest global embeddings."""
+    def _view_votes(self, index: CollectionIndex, view: View, cells: np.ndarray | None = None) -> dict[int, float]:
+        """Return the CNN cell votes of one view, or of the cells selected by the boolean mask `cells`."""
         settings = self.settings
-        votes, _ = _vote(index.dense, view.dense.descriptors, settings.dense_neighbours, settings.dense_vote_power)
+        descriptors = view.dense.descriptors if cells is None else view.dense.descriptors[cells]
+        index.dense.ef_search = search_breadth(settings.hnsw_ef_search, index.dense.vector_count)
+        votes, _ = _vote(index.dense, descriptors, settings.dense_neighbours, settings.dense_vote_power)
+        return votes
+
+    def _shortlist_view(self, index: CollectionIndex, view: View, view_number: int, votes: dict[int, float]) -> list[int]:
+        """Rank paintings for one view by its CNN cell votes, then add the nearest global embeddings."""
+        settings = self.settings
         # The whole photo gets the longer shortlist: it is the only view of a close-up shot.
         shortlist = _top_keys(votes, settings.dense_shortlist if view_number == 0 else settings.shortlist)
         shortlist += [key for key, _ in index.embeddings.search(view.embedding, settings.embedding_shortlist)]
@@ -412,8 +438,19 @@ class Recognizer:
         return self.autoencoder.embed(square)
 
 
+def search_breadth(base: int, vectors: int) -> int:
+    """Return the HNSW search breadth (efSearch) for an index of `vectors` descriptors."""
+    if vectors <= BREADTH_BASE_VECTORS:
+        return base
+    return round(base * (vectors / BREADTH_BASE_VECTORS) ** BREADTH_GROWTH)
+
+
 def _vote(
-    index: DescriptorIndex, descriptors: np.ndarray, neighbours: int, power: float = 1.0, max_ratio: float = 1.0
+    index: DescriptorIndex,
+    descriptors: np.ndarray,
+    neighbours: int,
+    power: float = 1.0,
+    max_ratio: float = 1.0,
 ) -> tuple[dict[int, float], dict[int, tuple[np.ndarray, np.ndarray]]]:
     """Let each query descriptor vote for the owners of its nearest stored descriptors.
 
@@ -463,6 +500,19 @@ def _vote(
         chunk = chunk[distinct[chunk]]
         pairs[int(owner)] = (rows[chunk], flat_offsets[chunk].astype(np.int64))
     return votes, pairs
+
+
+def _grid_sample(points: np.ndarray, step: int) -> np.ndarray:
+    """Select every `step`-th cell of a grid in both directions, as a boolean mask over `points`.
+
+    The cells keep their scale and spread over the whole photo, so a painting anywhere in it still
+    gets about 1/step**2 of its votes.
+    """
+    if step <= 1 or len(points) == 0:
+        return np.ones(len(points), bool)
+    _, columns = np.unique(points[:, 0], return_inverse=True)
+    _, rows = np.unique(points[:, 1], return_inverse=True)
+    return (columns % step == step // 2) & (rows % step == step // 2)
 
 
 def _fills_region(outline: np.ndarray, region_size: tuple[int, int]) -> bool:

@@ -34,7 +34,7 @@ class EngineSettings:
     shortlist: int = 10  # paintings verified from SIFT votes, and from each region's CNN votes
     dense_shortlist: int = 30  # paintings verified from the whole photo's CNN votes
     embedding_shortlist: int = 3  # paintings added by each global embedding
-    hnsw_ef_search: int = 32
+    hnsw_ef_search: int = 32  # up to 1 million stored descriptors; see `search_breadth` in model/recognizer.py
 
     # Verification and decision.
     sift_ransac_fraction: float = 0.008  # inlier distance, as a fraction of the photo's longer side
@@ -44,6 +44,10 @@ class EngineSettings:
     dense_min_inliers: int = 15
     min_confidence: float = 0.5
     first_pass_candidates: int = 5  # paintings verified against the whole photo before anything else
+    # The first pass votes with every n-th CNN cell of the photo in both directions (1: all cells).
+    # Most photos end there, and the last pass adds the other cells' votes, so only the order of
+    # the first candidates can change.
+    first_pass_cell_step: int = 2
     early_exit_confidence: float = 0.99  # a first-pass match this confident ends the search
 
     # Runtime.

@@ -43,6 +43,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--distractors", type=int, default=0, help="generated distractor paintings added to the collection (default 0)"
     )
     evaluate.add_argument(
+        "--index-cache",
+        dest="index_cache",
+        help="keep the indexed collection in this directory and reuse it on later runs with the same images,"
+        " distractors and indexing settings (for trying search settings on large collections)",
+    )
+    evaluate.add_argument(
         "--train",
         action="store_true",
         help="first train the autoencoder on the dataset's paintings with the [training] settings, then evaluate",
@@ -93,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(config, args.port)
     if args.command == "eval":
-        return _eval(config, args.dataset, args.json_path, args.distractors, args.train, args.queries_path)
+        return _eval(
+            config, args.dataset, args.json_path, args.distractors, args.train, args.queries_path, args.index_cache
+        )
     if args.command == "import":
         return _import(config, args.dataset, args.museum)
     if args.command == "worker":
@@ -206,6 +214,7 @@ def _eval(
     distractors: int,
     train: bool = False,
     queries_path: str | None = None,
+    index_cache: str | None = None,
 ) -> int:
     from dataclasses import replace
 
@@ -217,7 +226,13 @@ def _eval(
         if train:
             checkpoint = train_on_dataset(dataset, config.training, settings.max_pixels)
             settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
-        report, outcomes = evaluate(dataset, settings, distractors=distractors, progress=_progress)
+        report, outcomes = evaluate(
+            dataset,
+            settings,
+            distractors=distractors,
+            progress=_progress,
+            index_cache=Path(index_cache) if index_cache else None,
+        )
     except DatasetError as exc:
         sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
         return 2

@@ -5,23 +5,45 @@ The queries go through `RecognitionService.predict`, the same call a predictor m
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import tempfile
 import time
-from pathlib import Path
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import structlog
 
-from model.dataset import read_dataset
+from model.dataset import Dataset, read_dataset
 from model.settings import EngineSettings
 from workers.recognition import RecognitionService
 
 log = structlog.get_logger(__name__)
 
 EVAL_COLLECTION = "eval"  # distractors go into it too, so they compete with the real paintings
+
+# What decides the stored features of a painting, and so whether a cached index is still valid.
+# Settings that only change how photos are searched are left out, so that they can be varied
+# against one cached index.
+INDEXING_SETTINGS = (
+    "max_pixels",
+    "backbone",
+    "backbone_weights",
+    "runtime",
+    "autoencoder_checkpoint",
+    "reference_side",
+    "reference_sift_features",
+    "dense_side",
+)
+# Modules whose code computes or stores painting features; a change to any of them invalidates the cache.
+# NOTE: model/recognizer.py is left out because it is mostly query code; after changing its
+# `describe_reference` or `add`, delete the cache directory by hand.
+INDEXING_MODULES = ("autoencoder", "backbone", "features", "index", "intake", "onnx_runner", "synthetic")
+CACHE_META = "eval-cache.json"
 
 
 @dataclass
@@ -57,21 +79,16 @@ def evaluate(
     settings: EngineSettings,
     distractors: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    index_cache: Path | None = None,
 ) -> tuple[dict, list[QueryOutcome]]:
-    """Run the evaluation and return the report (the `--json` document) and each query's outcome."""
-    dataset = read_dataset(dataset_path)
-    service = RecognitionService(settings)
+    """Run the evaluation and return the report (the `--json` document) and each query's outcome.
 
-    started = time.perf_counter()
-    for number, painting in enumerate(dataset.paintings, start=1):
-        service.add_painting(painting.image, EVAL_COLLECTION, dataset.painting_path(painting).read_bytes())
-        if progress:
-            progress("index", number, len(dataset.paintings))
-    if distractors:
-        _add_distractors(service, distractors, progress)
-    service.recognizer.finish_bulk_load()
-    index_seconds = time.perf_counter() - started
-    log.info("eval_indexed", paintings=len(dataset.paintings), distractors=distractors, seconds=round(index_seconds, 1))
+    With `index_cache`, the indexed collection is kept under that directory, keyed by the dataset,
+    the distractor count and the settings that shape painting features, and reused by later runs
+    with the same key. `index_seconds` then reports the time the cached index took to build.
+    """
+    dataset = read_dataset(dataset_path)
+    service, index_seconds = indexed_service(dataset, settings, distractors, progress, index_cache)
 
     outcomes = []
     for number, query in enumerate(dataset.queries, start=1):
@@ -176,6 +193,76 @@ def format_table(report: dict) -> str:
     lines.append("")
     lines.append(f"latency p50 {report['latency_ms']['p50']} ms, p95 {report['latency_ms']['p95']} ms")
     return "\n".join(lines)
+
+
+def indexed_service(
+    dataset: Dataset,
+    settings: EngineSettings,
+    distractors: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+    index_cache: Path | None = None,
+) -> tuple[RecognitionService, float]:
+    """Return a recognition service with the dataset's paintings and distractors in `EVAL_COLLECTION`,
+    and the seconds their indexing took. The index is built afresh or loaded from `index_cache`."""
+    service = RecognitionService(settings)
+    cached = None
+    if index_cache is not None:
+        cached = Path(index_cache) / _cache_key(dataset, settings, distractors)
+    if cached is not None and (cached / CACHE_META).is_file():
+        started = time.perf_counter()
+        service.load(cached)
+        index_seconds = json.loads((cached / CACHE_META).read_text())["index_seconds"]
+        log.info("eval_index_loaded", directory=str(cached), seconds=round(time.perf_counter() - started, 1))
+        return service, index_seconds
+
+    index_seconds = _index(service, dataset, distractors, progress)
+    if cached is not None:
+        _store(service, cached, index_seconds)
+    return service, index_seconds
+
+
+def _index(service: RecognitionService, dataset: Dataset, distractors: int, progress: Callable | None) -> float:
+    started = time.perf_counter()
+    for number, painting in enumerate(dataset.paintings, start=1):
+        service.add_painting(painting.image, EVAL_COLLECTION, dataset.painting_path(painting).read_bytes())
+        if progress:
+            progress("index", number, len(dataset.paintings))
+    if distractors:
+        _add_distractors(service, distractors, progress)
+    service.recognizer.finish_bulk_load()
+    index_seconds = time.perf_counter() - started
+    log.info("eval_indexed", paintings=len(dataset.paintings), distractors=distractors, seconds=round(index_seconds, 1))
+    return index_seconds
+
+
+def _cache_key(dataset: Dataset, settings: EngineSettings, distractors: int) -> str:
+    """Return a hash of what decides the indexed collection: images, settings, code and distractors."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({name: getattr(settings, name) for name in INDEXING_SETTINGS}, sort_keys=True).encode())
+    digest.update(f"distractors={distractors}".encode())
+    if settings.autoencoder_checkpoint:
+        digest.update(Path(settings.autoencoder_checkpoint).read_bytes())
+    model_dir = Path(__file__).resolve().parent.parent / "model"
+    for module in INDEXING_MODULES:
+        digest.update((model_dir / f"{module}.py").read_bytes())
+    for painting in dataset.paintings:
+        digest.update(painting.image.encode())
+        digest.update(dataset.painting_path(painting).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _store(service: RecognitionService, directory: Path, index_seconds: float) -> None:
+    """Save the indexed collection to `directory`, writing it beside it first and then renaming it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=directory.name + "-", dir=directory.parent))
+    try:
+        service.save(partial)
+        (partial / CACHE_META).write_text(json.dumps({"index_seconds": index_seconds}))
+        partial.rename(directory)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    log.info("eval_index_cached", directory=str(directory))
 
 
 def _add_distractors(service: RecognitionService, count: int, progress: Callable | None) -> None:

@@ -42,7 +42,15 @@ def run_bench(tmp_path, name: str, *arguments: str) -> dict:
 def test_bench_lists_scripts(capsys):
     assert cli.main(["bench"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == ["fault_injection", "hot_reload", "index", "predict_scale", "predict_stages", "training"]
+    assert listed == [
+        "fault_injection",
+        "hot_reload",
+        "index",
+        "predict_scale",
+        "predict_stages",
+        "shortlist_recall",
+        "training",
+    ]
 
 
 def test_bench_unknown_name(capsys):
@@ -141,6 +149,29 @@ def test_predict_stages_bench(tmp_path, cache_dir):
     assert steps["cnn_whole_photo"] > 0
     assert steps["shortlist"] > 0
     assert sum(steps.values()) >= measured["total_ms_mean"] * 0.99
+
+
+def test_shortlist_recall_bench(tmp_path, small_dataset):
+    result = run_bench(
+        tmp_path,
+        "shortlist_recall",
+        str(small_dataset),
+        *("--variant", "base:", "--variant", "narrow:dense_shortlist=1,hnsw_ef_search=8"),
+    )
+    assert result["paintings"] == 4
+    assert result["queries"] == 4
+    assert set(result["variants"]) == {"base", "narrow"}
+    assert result["variants"]["narrow"]["settings"] == {"dense_shortlist": 1, "hnsw_ef_search": 8}
+    # The small dataset's photos show their paintings plainly, so every list ranks them first.
+    recall = result["variants"]["base"]["recall"]["photo"]
+    assert recall["n"] == 4
+    assert recall["dense"]["@1"] == 1.0
+    assert recall["any"] == 1.0
+
+
+def test_shortlist_recall_rejects_unknown_setting(tmp_path, small_dataset):
+    with pytest.raises(SystemExit, match="unknown engine setting 'nope'"):
+        run_bench(tmp_path, "shortlist_recall", str(small_dataset), "--variant", "bad:nope=1")
 
 
 def test_hot_reload_bench(tmp_path, cache_dir):

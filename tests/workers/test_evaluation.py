@@ -43,3 +43,33 @@ def test_eval_rejects_broken_dataset(tmp_path, capsys):
 
     assert main(["eval", str(tmp_path / "set")]) == 2
     assert "queries/missing.jpg not found" in capsys.readouterr().err
+
+
+def test_eval_index_cache_reuse(tmp_path, capsys):
+    dataset = tmp_path / "set"
+    write_small_dataset(dataset)
+    cache = tmp_path / "cache"
+    reports = []
+
+    def run() -> dict:
+        report_path = tmp_path / f"report-{len(reports)}.json"
+        assert main(["eval", str(dataset), "--distractors", "2", "--index-cache", str(cache), "--json", str(report_path)]) == 0
+        reports.append(json.loads(report_path.read_text()))
+        return reports[-1]
+
+    first = run()
+    entries = sorted(path.name for path in cache.iterdir())
+    assert len(entries) == 1
+
+    # Same images and settings: the saved index gives the same report, and no new entry appears.
+    second = run()
+    assert sorted(path.name for path in cache.iterdir()) == entries
+    assert second["by_kind"] == first["by_kind"]
+    assert second["no_match"] == first["no_match"]
+    assert second["index_seconds"] == first["index_seconds"]
+
+    # A changed painting image is indexed afresh under a new key.
+    painting = sorted((dataset / "paintings").iterdir())[0]
+    painting.write_bytes(painting.read_bytes() + b"\0")
+    run()
+    assert len(list(cache.iterdir())) == 2
