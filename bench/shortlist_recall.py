@@ -13,8 +13,10 @@ painting, finds the rank of its first expected painting in each candidate list o
 - regions: the best rank over the framed regions' CNN cell votes (engine.shortlist each);
 - any: the painting is in at least one list within the length the engine verifies.
 
-Each --variant runs the same queries with some engine settings changed, e.g.
-`--variant wide:dense_neighbours=16,hnsw_ef_search=64`. The photo's descriptors are computed once
+Each --variant runs the same queries with some search settings changed, e.g.
+`--variant wide:dense_neighbours=16,hnsw_ef_search=64`. Settings that change the stored index are
+rejected. `hnsw_ef_search` is the breadth up to 1 million descriptors, which the engine's growth
+rule (`search_breadth`) widens for larger indexes. The photo's descriptors are computed once
 per query and shared by the variants unless a variant changes how they are computed.
 
     .venv/bin/python bench/shortlist_recall.py ../shared/datasets/estensi --distractors 10000 \\
@@ -36,13 +38,14 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 from _system import machine, progress, stamp, write_result  # noqa: E402
 from model.dataset import read_dataset  # noqa: E402
 from model.intake import decode_image  # noqa: E402
+from model.features import SiftExtractor  # noqa: E402
 from model.recognizer import _top_keys, _vote, load_image_for_engine, search_breadth  # noqa: E402
 from model.settings import EngineSettings  # noqa: E402
-from workers.evaluation import EVAL_COLLECTION, indexed_service  # noqa: E402
+from workers.evaluation import EVAL_COLLECTION, INDEXING_SETTINGS, indexed_service  # noqa: E402
 
 RECALL_AT = (1, 5, 10, 30, 50, 100)
 # Settings that change the photo's descriptors; a variant that sets one describes photos again.
-DESCRIPTION_SETTINGS = {"photo_dense_side", "dense_side", "query_side", "query_sift_features", "max_regions"}
+DESCRIPTION_SETTINGS = ("photo_dense_side", "query_side", "query_sift_features", "max_regions")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -69,6 +72,8 @@ def parse_variant(text: str, base: EngineSettings) -> tuple[str, EngineSettings]
         key, _, value = assignment.partition("=")
         if key not in types:
             raise SystemExit(f"unknown engine setting {key!r} in --variant {text!r}")
+        if key in INDEXING_SETTINGS:
+            raise SystemExit(f"--variant {text!r} sets {key}, which changes the stored index: variants may set search settings only")
         changes[key] = types[key](value)
     return name or "default", dataclasses.replace(base, **changes)
 
@@ -93,14 +98,9 @@ def main(args: argparse.Namespace) -> dict:
         described: dict[tuple, tuple] = {}
         for name, settings in variants:
             recognizer.settings = settings
-            index.sift.ef_search = search_breadth(settings.hnsw_ef_search, index.sift.vector_count)
-            index.dense.ef_search = search_breadth(settings.hnsw_ef_search, index.dense.vector_count)
-            description_key = tuple(getattr(settings, key) for key in sorted(DESCRIPTION_SETTINGS))
+            description_key = tuple(getattr(settings, key) for key in DESCRIPTION_SETTINGS)
             if description_key not in described:
-                recognizer._query_sift.side, recognizer._query_sift.max_features = (
-                    settings.query_side,
-                    settings.query_sift_features,
-                )
+                recognizer._query_sift = SiftExtractor(settings.query_side, settings.query_sift_features)
                 described[description_key] = (
                     recognizer._describe_whole(rgb),
                     recognizer._query_sift.extract(rgb),
@@ -129,14 +129,12 @@ def _ranks(recognizer, index, settings: EngineSettings, whole, sift, regions, ex
         ordered = _top_keys(votes, len(votes))
         return next((position for position, key in enumerate(ordered, start=1) if key in expected), None)
 
-    dense_votes, _ = _vote(index.dense, whole.dense.descriptors, settings.dense_neighbours, settings.dense_vote_power)
+    dense_votes = recognizer._view_votes(index, whole)
+    index.sift.ef_search = search_breadth(settings.hnsw_ef_search, index.sift.vector_count)
     sift_votes, _ = _vote(index.sift, sift.descriptors, settings.sift_neighbours)
     nearest = index.embeddings.search(whole.embedding, 100)
     embedding_rank = next((n for n, (key, _) in enumerate(nearest, start=1) if key in expected), None)
-    region_ranks = []
-    for view in regions:
-        votes, _ = _vote(index.dense, view.dense.descriptors, settings.dense_neighbours, settings.dense_vote_power)
-        region_ranks.append(rank(votes))
+    region_ranks = [rank(recognizer._view_votes(index, view)) for view in regions]
     found = [r for r in region_ranks if r is not None]
     result = {
         "dense": rank(dense_votes),

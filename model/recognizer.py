@@ -39,8 +39,9 @@ STATE_FILE = "engine.pkl"
 # HNSW finds fewer of the true nearest neighbours at a fixed search breadth as its graph grows.
 # Up to BREADTH_BASE_VECTORS stored descriptors the breadth is engine.hnsw_ef_search. Beyond that
 # it grows with the count to the power BREADTH_GROWTH. On estensi with 10,000 distractor paintings
-# (7.7 million CNN cells), breadth 32 left the right painting off every shortlist for 9 of 93 crops,
+# (8.5 million CNN cells), breadth 32 left the right painting off every shortlist for 9 of 93 crops,
 # and breadth 128 for 5 (bench/shortlist_recall.py, docs/benchmarks.md).
+# NOTE: the exponent was chosen from measurements at two index sizes only.
 BREADTH_BASE_VECTORS = 1_000_000
 BREADTH_GROWTH = 0.75
 
@@ -446,11 +447,7 @@ def search_breadth(base: int, vectors: int) -> int:
 
 
 def _vote(
-    index: DescriptorIndex,
-    descriptors: np.ndarray,
-    neighbours: int,
-    power: float = 1.0,
-    max_ratio: float = 1.0,
+    index: DescriptorIndex, descriptors: np.ndarray, neighbours: int, power: float = 1.0, max_ratio: float = 1.0
 ) -> tuple[dict[int, float], dict[int, tuple[np.ndarray, np.ndarray]]]:
     """Let each query descriptor vote for the owners of its nearest stored descriptors.
 

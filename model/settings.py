@@ -45,8 +45,8 @@ class EngineSettings:
     min_confidence: float = 0.5
     first_pass_candidates: int = 5  # paintings verified against the whole photo before anything else
     # The first pass votes with every n-th CNN cell of the photo in both directions (1: all cells).
-    # Most photos end there, and the last pass adds the other cells' votes, so only the order of
-    # the first candidates can change.
+    # The last pass adds the other cells' votes, so the full shortlist stays the same. Only the
+    # paintings verified first change, and with them the results of photos that end early.
     first_pass_cell_step: int = 2
     early_exit_confidence: float = 0.99  # a first-pass match this confident ends the search
 

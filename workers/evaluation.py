@@ -6,6 +6,7 @@ The queries go through `RecognitionService.predict`, the same call a predictor m
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import shutil
 import tempfile
@@ -40,7 +41,7 @@ INDEXING_SETTINGS = (
     "dense_side",
 )
 # Modules whose code computes or stores painting features; a change to any of them invalidates the cache.
-# NOTE: model/recognizer.py is left out because it is mostly query code; after changing its
+# NOTE: model/recognizer.py is left out because it is mostly query code. After changing its
 # `describe_reference` or `add`, delete the cache directory by hand.
 INDEXING_MODULES = ("autoencoder", "backbone", "features", "index", "intake", "onnx_runner", "synthetic")
 CACHE_META = "eval-cache.json"
@@ -242,9 +243,8 @@ def _cache_key(dataset: Dataset, settings: EngineSettings, distractors: int) -> 
     digest.update(f"distractors={distractors}".encode())
     if settings.autoencoder_checkpoint:
         digest.update(Path(settings.autoencoder_checkpoint).read_bytes())
-    model_dir = Path(__file__).resolve().parent.parent / "model"
     for module in INDEXING_MODULES:
-        digest.update((model_dir / f"{module}.py").read_bytes())
+        digest.update(Path(importlib.import_module(f"model.{module}").__file__).read_bytes())
     for painting in dataset.paintings:
         digest.update(painting.image.encode())
         digest.update(dataset.painting_path(painting).read_bytes())
@@ -259,9 +259,13 @@ def _store(service: RecognitionService, directory: Path, index_seconds: float) -
         service.save(partial)
         (partial / CACHE_META).write_text(json.dumps({"index_seconds": index_seconds}))
         partial.rename(directory)
-    except OSError:
+    except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        raise
+        if not (directory / CACHE_META).is_file():
+            raise
+        # Another run with the same key stored the same index first, so this copy is not needed.
+        log.info("eval_index_already_cached", directory=str(directory), error=str(exc))
+        return
     log.info("eval_index_cached", directory=str(directory))
 
 

@@ -174,6 +174,11 @@ def test_shortlist_recall_rejects_unknown_setting(tmp_path, small_dataset):
         run_bench(tmp_path, "shortlist_recall", str(small_dataset), "--variant", "bad:nope=1")
 
 
+def test_shortlist_recall_rejects_indexing_setting(tmp_path, small_dataset):
+    with pytest.raises(SystemExit, match="changes the stored index"):
+        run_bench(tmp_path, "shortlist_recall", str(small_dataset), "--variant", "bad:dense_side=256")
+
+
 def test_hot_reload_bench(tmp_path, cache_dir):
     result = run_bench(
         tmp_path,

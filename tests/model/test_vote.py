@@ -84,4 +84,3 @@ def test_vote_pairs_name_matched_cells():
     assert query_ids.tolist() == [0, 1]
     assert reference_ids.tolist() == [3, 7]
     assert 0 in votes
-

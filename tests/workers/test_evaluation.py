@@ -45,7 +45,7 @@ def test_eval_rejects_broken_dataset(tmp_path, capsys):
     assert "queries/missing.jpg not found" in capsys.readouterr().err
 
 
-def test_eval_index_cache_reuse(tmp_path, capsys):
+def test_eval_index_cache_reuse(tmp_path):
     dataset = tmp_path / "set"
     write_small_dataset(dataset)
     cache = tmp_path / "cache"
