@@ -1,16 +1,24 @@
 """Search structures that grow and shrink with a collection without a full rebuild.
 
-- `DescriptorIndex`: every local descriptor of every painting in one faiss HNSW graph with 8-bit
+- `DescriptorIndex`: every local descriptor of every painting in faiss HNSW graphs with 8-bit
   scalar quantisation. HNSW takes additions at any time. Removals only mark vectors dead, and the
   graph is rebuilt from its own stored vectors once dead vectors pass 30% of it.
 - `EmbeddingIndex`: one global embedding per painting in Annoy (angular distance). An Annoy index is
   immutable once built, so new embeddings wait in a small exact buffer that is searched beside it and
   folded in by a rebuild once it grows.
+
+A saved `DescriptorIndex` can be loaded memory-mapped. Its graphs are then read from the file on
+demand, so loading takes milliseconds instead of seconds, and every predictor on a machine shares
+one copy of the pages in the operating system's file cache. A mapped graph is read-only (faiss
+aborts the process on an addition to it), so additions go to a second, in-memory graph, and
+searches merge the nearest neighbours of both.
 """
 
 from __future__ import annotations
 
+import bisect
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -21,14 +29,27 @@ HNSW_NEIGHBOURS = 32
 REBUILD_TOMBSTONE_SHARE = 0.3
 
 
+@dataclass
+class _Part:
+    """One faiss graph holding the vectors with ids start .. start + ntotal - 1."""
+
+    graph: faiss.Index
+    start: int
+    mapped: bool  # read from a file with mmap: never add to it
+
+
 class DescriptorIndex:
-    """Approximate nearest-neighbour search over descriptors, each owned by an integer key."""
+    """Approximate nearest-neighbour search over descriptors, each owned by an integer key.
+
+    Vectors have ids in the order they were added. They live in one or more parts; only the last
+    part takes additions, and only when it is not memory-mapped.
+    """
 
     def __init__(self, dim: int, value_range: tuple[float, float], ef_search: int = 16) -> None:
         self.dim = dim
         self.value_range = value_range
         self.ef_search = ef_search
-        self._index = self._new_faiss_index()
+        self._parts: list[_Part] = []
         self._owners = np.zeros(0, np.int64)
         self._offsets = np.zeros(0, np.int32)  # position of each vector within its owner's descriptors
         self._ranges: dict[int, tuple[int, int]] = {}  # key -> (first vector id, count)
@@ -39,7 +60,12 @@ class DescriptorIndex:
 
     @property
     def vector_count(self) -> int:
-        return int(self._index.ntotal) - self._dead_vectors
+        return len(self._owners) - self._dead_vectors
+
+    @property
+    def mapped(self) -> bool:
+        """Whether some of the vectors are read from a memory-mapped file."""
+        return any(part.mapped for part in self._parts)
 
     def keys(self) -> list[int]:
         return list(self._ranges)
@@ -49,9 +75,9 @@ class DescriptorIndex:
         if key in self._ranges:
             self.remove(key)
         descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
-        start = int(self._index.ntotal)
+        start = len(self._owners)
         if len(descriptors):
-            self._index.add(descriptors)
+            self._writable_part().graph.add(descriptors)
         self._owners = np.concatenate([self._owners, np.full(len(descriptors), key, np.int64)])
         self._offsets = np.concatenate([self._offsets, np.arange(len(descriptors), dtype=np.int32)])
         self._ranges[key] = (start, len(descriptors))
@@ -60,7 +86,7 @@ class DescriptorIndex:
         start, count = self._ranges.pop(key)
         self._owners[start : start + count] = -1
         self._dead_vectors += count
-        if self._dead_vectors > REBUILD_TOMBSTONE_SHARE * max(1, int(self._index.ntotal)):
+        if self._dead_vectors > REBUILD_TOMBSTONE_SHARE * max(1, len(self._owners)):
             self._rebuild()
 
     def descriptors_of(self, key: int) -> np.ndarray:
@@ -68,7 +94,9 @@ class DescriptorIndex:
         start, count = self._ranges[key]
         if count == 0:
             return np.zeros((0, self.dim), np.float32)
-        return self._index.reconstruct_n(start, count)
+        # One add call puts all of an owner's vectors in one part.
+        part = self._parts[bisect.bisect_right([p.start for p in self._parts], start) - 1]
+        return part.graph.reconstruct_n(start - part.start, count)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Find the k nearest stored descriptors of each query descriptor.
@@ -77,22 +105,40 @@ class DescriptorIndex:
         position within its owner's descriptors, and squared L2 distances.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if self._index.ntotal == 0 or len(queries) == 0:
+        parts = [part for part in self._parts if part.graph.ntotal > 0]
+        if not parts or len(queries) == 0:
             shape = (len(queries), k)
             return np.full(shape, -1, np.int64), np.zeros(shape, np.int32), np.full(shape, np.inf, np.float32)
-        faiss.ParameterSpace().set_index_parameter(self._index, "efSearch", max(self.ef_search, k))
-        distances, ids = self._index.search(queries, k)
+
+        found_distances, found_ids = [], []
+        for part in parts:
+            faiss.ParameterSpace().set_index_parameter(part.graph, "efSearch", max(self.ef_search, k))
+            distances, ids = part.graph.search(queries, k)
+            found_distances.append(np.where(ids >= 0, distances, np.inf))
+            found_ids.append(np.where(ids >= 0, ids + part.start, -1))
+        distances, ids = np.hstack(found_distances), np.hstack(found_ids)
+        if len(parts) > 1:
+            nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]
+            distances = np.take_along_axis(distances, nearest, axis=1)
+            ids = np.take_along_axis(ids, nearest, axis=1)
+
         safe_ids = np.clip(ids, 0, None)
         owners = np.where(ids >= 0, self._owners[safe_ids], -1)
         distances = np.where(owners >= 0, distances, np.inf)
         return owners, self._offsets[safe_ids], distances
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path.with_suffix(".faiss")))
+        """Write the index as `path`.pkl and one faiss file per part."""
+        files = []
+        for number, part in enumerate(self._parts):
+            name = _part_file_name(path, number)
+            faiss.write_index(part.graph, str(path.parent / name))
+            files.append((name, part.start))
         state = {
             "dim": self.dim,
             "value_range": self.value_range,
             "ef_search": self.ef_search,
+            "parts": files,
             "owners": self._owners,
             "offsets": self._offsets,
             "ranges": self._ranges,
@@ -101,15 +147,26 @@ class DescriptorIndex:
         path.with_suffix(".pkl").write_bytes(pickle.dumps(state))
 
     @classmethod
-    def load(cls, path: Path) -> "DescriptorIndex":
+    def load(cls, path: Path, mapped: bool = False) -> "DescriptorIndex":
+        """Read an index written by `save`; with `mapped`, map its graphs instead of reading them."""
         state = pickle.loads(path.with_suffix(".pkl").read_bytes())
         index = cls(state["dim"], state["value_range"], state["ef_search"])
-        index._index = faiss.read_index(str(path.with_suffix(".faiss")))
+        # Indexes saved before parts existed have one graph in `path`.faiss.
+        files = state.get("parts", [(path.with_suffix(".faiss").name, 0)])
+        flags = faiss.IO_FLAG_MMAP_IFC if mapped else 0
+        for name, start in files:
+            graph = faiss.read_index(str(path.parent / name), flags)
+            index._parts.append(_Part(graph, start, mapped))
         index._owners = state["owners"]
         index._offsets = state["offsets"]
         index._ranges = state["ranges"]
         index._dead_vectors = state["dead_vectors"]
         return index
+
+    def _writable_part(self) -> _Part:
+        if not self._parts or self._parts[-1].mapped:
+            self._parts.append(_Part(self._new_faiss_index(), len(self._owners), mapped=False))
+        return self._parts[-1]
 
     def _new_faiss_index(self) -> faiss.Index:
         index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit_uniform, HNSW_NEIGHBOURS)
@@ -120,14 +177,19 @@ class DescriptorIndex:
         return index
 
     def _rebuild(self) -> None:
+        """Move the live vectors into one new in-memory graph, dropping the dead ones."""
         live = {key: self.descriptors_of(key) for key in self._ranges}
-        self._index = self._new_faiss_index()
+        self._parts = []
         self._owners = np.zeros(0, np.int64)
         self._offsets = np.zeros(0, np.int32)
         self._ranges = {}
         self._dead_vectors = 0
         for key, descriptors in live.items():
             self.add(key, descriptors)
+
+
+def _part_file_name(path: Path, number: int) -> str:
+    return f"{path.name}.faiss" if number == 0 else f"{path.name}.part{number}.faiss"
 
 
 class EmbeddingIndex:

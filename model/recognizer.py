@@ -226,11 +226,12 @@ class Recognizer:
         evidence: list[dict[int, Evidence]] = [defaultdict(Evidence) for _ in searched]
         settings = self.settings
 
-        # First pass: the whole photo against the paintings its sampled cells vote for most.
+        # First pass: the whole photo against the paintings its sampled cells vote for most, found
+        # with a narrower search than the full shortlist's.
         whole = self._describe_whole(rgb)
         sampled = _grid_sample(whole.dense.points, settings.first_pass_cell_step)
         with self._lock:
-            votes = [self._view_votes(index, whole, sampled) for index in searched]
+            votes = [self._view_votes(index, whole, sampled, settings.first_pass_ef_search) for index in searched]
             verified: list[set[int]] = []
             for index, found, view_votes in zip(searched, evidence, votes):
                 keys = _top_keys(view_votes, settings.first_pass_candidates)
@@ -250,11 +251,14 @@ class Recognizer:
             return matches[:limit]
 
         # Last pass: the whole photo's full shortlist, voted by all its cells, and each framed
-        # region on its own. Votes add up over cells, so the cells left out above are added now.
+        # region on its own. Votes add up over cells, so when the first pass searched as widely as
+        # the full shortlist does, only the cells it left out are searched now.
         regions = self._describe_regions(rgb)
         with self._lock:
             for index, found, view_votes, done in zip(searched, evidence, votes, verified):
-                if not sampled.all():
+                if settings.first_pass_ef_search < settings.hnsw_ef_search:
+                    view_votes = self._view_votes(index, whole)
+                elif not sampled.all():
                     for key, vote in self._view_votes(index, whole, ~sampled).items():
                         view_votes[key] = view_votes.get(key, 0.0) + vote
                 keys = [key for key in self._shortlist_view(index, whole, 0, view_votes) if key not in done]
@@ -299,11 +303,17 @@ class Recognizer:
                 distinct_cell=threshold,
             )
 
-    def _view_votes(self, index: CollectionIndex, view: View, cells: np.ndarray | None = None) -> dict[int, float]:
-        """Return the CNN cell votes of one view, or of the cells selected by the boolean mask `cells`."""
+    def _view_votes(
+        self, index: CollectionIndex, view: View, cells: np.ndarray | None = None, base_breadth: int | None = None
+    ) -> dict[int, float]:
+        """Return the CNN cell votes of one view, or of the cells selected by the boolean mask `cells`.
+
+        `base_breadth` replaces engine.hnsw_ef_search as the search breadth before its growth.
+        """
         settings = self.settings
         descriptors = view.dense.descriptors if cells is None else view.dense.descriptors[cells]
-        index.dense.ef_search = search_breadth(settings.hnsw_ef_search, index.dense.vector_count)
+        base = settings.hnsw_ef_search if base_breadth is None else min(base_breadth, settings.hnsw_ef_search)
+        index.dense.ef_search = search_breadth(base, index.dense.vector_count)
         votes, _ = _vote(index.dense, descriptors, settings.dense_neighbours, settings.dense_vote_power)
         return votes
 
@@ -404,15 +414,15 @@ class Recognizer:
             state = {"collections": collections, "keys": self._keys, "next_key": self._next_key}
             (directory / STATE_FILE).write_bytes(pickle.dumps(state))
 
-    def load(self, directory: Path) -> None:
-        """Replace the in-memory index with one written by `save`."""
+    def load(self, directory: Path, mapped: bool = False) -> None:
+        """Replace the in-memory index with one written by `save`; `mapped` maps its graphs from disk."""
         state = pickle.loads((directory / STATE_FILE).read_bytes())
         collections = {}
         for name, saved in state["collections"].items():
             number = saved["number"]
             collections[name] = CollectionIndex(
-                sift=DescriptorIndex.load(directory / f"sift-{number}"),
-                dense=DescriptorIndex.load(directory / f"dense-{number}"),
+                sift=DescriptorIndex.load(directory / f"sift-{number}", mapped),
+                dense=DescriptorIndex.load(directory / f"dense-{number}", mapped),
                 embeddings=saved["embeddings"],
                 autoencoder_embeddings=saved["autoencoder_embeddings"],
                 references=saved["references"],

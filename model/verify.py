@@ -47,11 +47,15 @@ def mutual_nearest_many(
     if len(query) == 0 or sum(map(len, references)) == 0:
         return [empty for _ in references]
 
-    # torch rather than numpy: its column-wise argmax over a wide matrix was about ten times faster
-    # here (30 ms against 350 ms for 1,728 x 16,000 similarities on 2 cores).
+    # torch rather than numpy: its reductions over a wide matrix were several times faster here.
+    # One product for all references, then per reference block `topk` along rows (the nearest and
+    # second-nearest reference cell of each query cell) and `max` down columns (the nearest query
+    # cell of each reference cell). Those two took about half the time of separate argmax calls
+    # (14 against 26 ms for 1,728 x 3,700 similarities on 2 cores).
     with torch.no_grad():
         stacked = torch.from_numpy(np.ascontiguousarray(np.concatenate(references), dtype=np.float32))
-        similarity = torch.from_numpy(np.ascontiguousarray(query)) @ stacked.T
+        similarity = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)) @ stacked.T
+        every_query = torch.arange(len(query))
         results = []
         start = 0
         for reference in references:
@@ -60,11 +64,12 @@ def mutual_nearest_many(
             if len(reference) == 0:
                 results.append(empty)
                 continue
-            best_reference = block.argmax(dim=1)
-            best_query = block.argmax(dim=0)
-            query_ids = torch.nonzero(best_query[best_reference] == torch.arange(len(query))).flatten()
-            if ratio < 1.0 and block.shape[1] > 1 and len(query_ids):
-                top_two = block[query_ids].topk(2, dim=1).values
+            nearest_two = block.topk(min(2, len(reference)), dim=1)
+            best_reference = nearest_two.indices[:, 0]
+            best_query = block.max(dim=0).indices
+            query_ids = torch.nonzero(best_query[best_reference] == every_query).flatten()
+            if ratio < 1.0 and len(reference) > 1 and len(query_ids):
+                top_two = nearest_two.values[query_ids]
                 nearest = (2.0 - 2.0 * top_two[:, 0]).clamp(min=0.0).sqrt()
                 second = (2.0 - 2.0 * top_two[:, 1]).clamp(min=1e-12).sqrt()
                 query_ids = query_ids[nearest < ratio * second]

@@ -111,6 +111,7 @@ RANGES = {
     ("engine", "min_confidence"): (0.0, 1.0),
     ("engine", "early_exit_confidence"): (0.0, 1.0),
     ("engine", "first_pass_cell_step"): (1, 8),
+    ("engine", "first_pass_ef_search"): (1, None),
     ("actors", "predictors"): (1, 64),
     ("actors", "admin_port"): (1, 65535),
     ("actors", "queue_limit"): (1, None),

@@ -35,7 +35,7 @@ class EngineHost:
         self.service = RecognitionService(settings)
         version = self.store.target()
         if version is not None:
-            self.service.load(self.store.path(version))
+            self.service.load(self.store.path(version), mapped=False)
             log.info("model_version_loaded", version=version, paintings=len(self.service.recognizer))
 
     def import_dataset(
@@ -96,7 +96,7 @@ class EngineHost:
         self.service.recognizer = self.service.new_recognizer()
         version = self.store.target()
         if version is not None:
-            self.service.load(self.store.path(version))
+            self.service.load(self.store.path(version), mapped=False)
 
     def publish(self, source: str) -> str:
         """Publish the in-memory index as a new model version and make it the target."""

@@ -80,17 +80,19 @@ class RecognitionService:
         """Create an empty recognizer that shares this one's backbone, with `autoencoder` or the configured one."""
         return self._recognizer_class(self.settings, self.recognizer.backbone, autoencoder or self._configured_autoencoder)
 
-    def load_version(self, directory: Path):
+    def load_version(self, directory: Path, mapped: bool | None = None):
         """Build a recognizer from a saved model version, with the version's own autoencoder if it has one.
 
-        The current recognizer is not touched, so the caller decides when to swap.
+        The current recognizer is not touched, so the caller decides when to swap. `mapped` (default:
+        engine.map_indexes) maps the descriptor graphs from disk. A host that adds many paintings and
+        publishes a new version reads them instead: its saved indexes then keep one graph each.
         """
         from model.autoencoder import AutoencoderEncoder
 
         checkpoint = directory / AUTOENCODER_FILE
         autoencoder = AutoencoderEncoder.from_checkpoint(checkpoint) if checkpoint.is_file() else None
         recognizer = self.new_recognizer(autoencoder)
-        recognizer.load(directory)
+        recognizer.load(directory, self.settings.map_indexes if mapped is None else mapped)
         return recognizer
 
     def describe(self, image_bytes: bytes) -> "ReferenceFeatures":
@@ -118,5 +120,5 @@ class RecognitionService:
     def save(self, directory: Path) -> None:
         self.recognizer.save(directory)
 
-    def load(self, directory: Path) -> None:
-        self.recognizer = self.load_version(directory)
+    def load(self, directory: Path, mapped: bool | None = None) -> None:
+        self.recognizer = self.load_version(directory, mapped)

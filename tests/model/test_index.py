@@ -63,6 +63,60 @@ def test_descriptor_index_save_load(tmp_path):
     assert np.allclose(loaded.descriptors_of(11), index.descriptors_of(11))
 
 
+def test_mapped_index_takes_additions_in_memory(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = {key: unit_rows(rng, 40, 16) for key in range(6)}
+    index = DescriptorIndex(16, (-1.0, 1.0))
+    for key in range(4):
+        index.add(key, rows[key])
+    index.save(tmp_path / "dense")
+
+    mapped = DescriptorIndex.load(tmp_path / "dense", mapped=True)
+    assert mapped.mapped
+    mapped.add(4, rows[4])  # would abort the process if it reached the mapped graph
+    mapped.add(5, rows[5])
+    mapped.add(1, rows[1][::-1].copy())  # replacing a mapped owner leaves tombstones in the file's graph
+
+    owners, offsets, distances = mapped.search(np.vstack([rows[0][[3]], rows[5][[9]]]), k=4)
+    assert owners[:, 0].tolist() == [0, 5]
+    assert offsets[:, 0].tolist() == [3, 9]
+    for row in distances:  # both graphs' neighbours merged, nearest first (dead vectors come as inf)
+        assert (np.diff(row[np.isfinite(row)]) >= 0).all()
+
+    # The replaced vectors still sit in the mapped graph, dead: they come back as no owner.
+    owners, offsets, _ = mapped.search(rows[1][[0]], k=2)
+    assert owners[0].tolist() == [-1, 1]
+    assert offsets[0, 1] == 39
+    assert mapped.vector_count == 6 * 40
+    assert np.abs(mapped.descriptors_of(5) - rows[5]).max() < 2.0 / 255 + 1e-6
+
+    # Saved again, the index keeps both graphs; loaded again, it finds the same owners.
+    mapped.save(tmp_path / "again")
+    assert sorted(p.name for p in tmp_path.glob("again*")) == ["again.faiss", "again.part1.faiss", "again.pkl"]
+    reloaded = DescriptorIndex.load(tmp_path / "again", mapped=True)
+    assert reloaded.search(rows[4][[7]], k=1)[0][0, 0] == 4
+    assert reloaded.search(rows[1][[0]], k=2)[1][0, 1] == 39
+
+
+def test_removals_from_a_mapped_index_rebuild_it_in_memory(tmp_path):
+    rng = np.random.default_rng(6)
+    rows = {key: unit_rows(rng, 10, 16) for key in range(10)}
+    index = DescriptorIndex(16, (-1.0, 1.0))
+    for key, value in rows.items():
+        index.add(key, value)
+    index.save(tmp_path / "sift")
+
+    mapped = DescriptorIndex.load(tmp_path / "sift", mapped=True)
+    for key in range(4):
+        mapped.remove(key)
+
+    assert not mapped.mapped
+    assert sorted(mapped.keys()) == list(range(4, 10))
+    assert mapped.search(rows[2], k=1)[0].ravel().tolist().count(2) == 0
+    mapped.add(20, rows[0])  # the rebuilt graph is in memory and takes additions
+    assert mapped.search(rows[0][[5]], k=1)[0][0, 0] == 20
+
+
 def test_search_on_empty_index():
     owners, _, distances = DescriptorIndex(4, (0.0, 1.0)).search(np.ones((2, 4), np.float32), k=3)
     assert (owners == -1).all()

@@ -96,3 +96,45 @@ def test_save_and_load_round_trip(recognizer, backbone, paintings, tmp_path):
 def test_tiny_and_thin_photos_do_not_crash(recognizer):
     for shape in [(1, 1, 3), (8, 300, 3), (300, 8, 3), (40, 40, 3)]:
         assert recognizer.predict(np.full(shape, 128, np.uint8)) == []
+
+
+def test_mapped_version_takes_uploads_and_deletions(recognizer, backbone, paintings, tmp_path):
+    recognizer.save(tmp_path / "index")
+    restored = Recognizer(EngineSettings(threads=2), backbone)
+    restored.load(tmp_path / "index", mapped=True)
+
+    # Graphs mapped from the file are read-only, so a new painting must go to memory: if it
+    # reached the mapped graph, faiss would abort this process.
+    newcomer = render_painting(4242)
+    restored.add("painting-new", "museum-a", restored.describe_reference(newcomer))
+    restored.remove("painting-103")
+
+    assert top_id(restored.predict(photograph(newcomer, seed=5))) == "painting-new"
+    assert top_id(restored.predict(photograph(paintings["painting-105"], seed=6))) == "painting-105"
+    assert "painting-103" not in restored.painting_ids()
+    assert top_id(restored.predict(photograph(paintings["painting-103"], seed=7))) != "painting-103"
+
+
+def test_first_pass_searches_narrower_and_last_pass_searches_all_cells(backbone, paintings):
+    settings = EngineSettings(threads=2, first_pass_ef_search=8, hnsw_ef_search=24, first_pass_cell_step=2)
+    engine = Recognizer(settings, backbone)
+    for painting_id, image in paintings.items():
+        engine.add(painting_id, "museum-a", engine.describe_reference(image))
+    index = engine._collections["museum-a"].dense
+    searches = []
+    search = index.search
+
+    def recorded(queries, k):
+        searches.append((len(queries), index.ef_search))
+        return search(queries, k)
+
+    index.search = recorded
+    wall = np.full((480, 640, 3), 200, np.uint8)
+    wall[::7] = 90  # some texture, so the photo has cells to vote with, but no painting
+    assert engine.predict(wall) == []
+
+    cells = len(engine._describe_whole(wall).dense.descriptors)
+    first_count, first_breadth = searches[0]
+    assert first_breadth == 8
+    assert cells / 5 < first_count < cells / 3  # about one cell in four
+    assert (cells, 24) in searches[1:]  # the full shortlist's votes come from all cells, searched wider
