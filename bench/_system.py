@@ -5,6 +5,7 @@ Not a benchmark itself: `pain bench` lists only files whose name does not start 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -168,6 +169,16 @@ def progress(message: str) -> None:
     """Write a timestamped progress line to stderr, where it does not mix with the JSON result."""
     sys.stderr.write(f"[{stamp()}] {message}\n")
     sys.stderr.flush()
+
+
+def add_output_options(parser: argparse.ArgumentParser, cache: str | None = None) -> None:
+    """Add the options every benchmark shares: --json, and --cache-dir when `cache` names what is kept."""
+    if cache is not None:
+        parser.add_argument(
+            "--cache-dir",
+            help=f"keep {cache} here and reuse it in later calls (default: build in a temporary directory)",
+        )
+    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
 
 
 def write_result(result: dict, json_path: str | None) -> None:

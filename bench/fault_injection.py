@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench
 
 import cv2  # noqa: E402
 
-from _system import busy_cpu_seconds, process_cpu_seconds, write_result  # noqa: E402
+from _system import add_output_options, busy_cpu_seconds, process_cpu_seconds, write_result  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 from model.synthetic import photograph, render_painting  # noqa: E402
 
@@ -43,11 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
     parser.add_argument("--predictors", type=int, default=2, help="predictor actors (default 2)")
     parser.add_argument("--paintings", type=int, default=100, help="generated paintings (default 100)")
-    parser.add_argument(
-        "--cache-dir",
-        help="keep the built collection here and reuse it in later calls (default: build in a temporary directory)",
-    )
-    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    add_output_options(parser, cache="the built collection")
     return parser
 
 

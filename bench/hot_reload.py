@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, load_average, machine, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, load_average, machine, write_result  # noqa: E402
 from fault_injection import build_collection, cached_collection, copy_collection, percentile, query_photos  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 from predict_scale import service_pids  # noqa: E402
@@ -43,11 +43,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
     parser.add_argument("--predictors", type=int, default=2, help="predictor actors (default 2)")
     parser.add_argument("--paintings", type=int, default=100, help="generated paintings (default 100)")
-    parser.add_argument(
-        "--cache-dir",
-        help="keep the built collection here and reuse it in later calls (default: build in a temporary directory)",
-    )
-    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    add_output_options(parser, cache="the built collection")
     return parser
 
 

@@ -37,7 +37,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, load_average, machine, memory_of, mib, progress, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, load_average, machine, memory_of, mib, progress, write_result  # noqa: E402
 from model.backbone import EfficientNetLite0  # noqa: E402
 from model.index import EmbeddingIndex  # noqa: E402
 
@@ -68,7 +68,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--add-path-max", type=int, default=10000, help="largest size at which the engine's add path is timed (default 10000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the vectors (default 0)")
-    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    add_output_options(parser)
     return parser
 
 

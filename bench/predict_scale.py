@@ -36,7 +36,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, ancestors, load_average, machine, memory_of, mib, parent_pid, process_tree, progress, tree_memory, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, ancestors, load_average, machine, memory_of, mib, parent_pid, process_tree, progress, tree_memory, write_result  # noqa: E402
 from fault_injection import build_collection_timed, cached_collection, copy_collection, percentile, query_photos  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 
@@ -51,11 +51,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per concurrency (default 10)")
     parser.add_argument("--runs", type=int, default=3, help="server starts per predictor count (default 3)")
     parser.add_argument("--engine-threads", type=int, default=1, help="torch, OpenCV and faiss threads per predictor (default 1)")
-    parser.add_argument(
-        "--cache-dir",
-        help="keep built collections here and reuse them in later calls (default: build in a temporary directory)",
-    )
-    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    add_output_options(parser, cache="built collections")
     return parser
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, load_average, machine, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, load_average, machine, write_result  # noqa: E402
 from fault_injection import build_collection_timed, cached_collection, query_photos  # noqa: E402
 from model.intake import decode_image  # noqa: E402
 from model.recognizer import load_image_for_engine  # noqa: E402
@@ -59,11 +59,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--paintings", type=int, default=100, help="generated paintings in the collection (default 100)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="engine thread counts (default 1 2)")
     parser.add_argument("--repeats", type=int, default=2, help="times each photo is predicted (default 2)")
-    parser.add_argument(
-        "--cache-dir",
-        help="keep the built collection here and reuse it in later calls (default: build in a temporary directory)",
-    )
-    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    add_output_options(parser, cache="the built collection")
     return parser
 
 

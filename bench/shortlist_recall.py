@@ -35,7 +35,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from _system import machine, progress, stamp, write_result  # noqa: E402
+from _system import add_output_options, machine, progress, stamp, write_result  # noqa: E402
 from model.dataset import read_dataset  # noqa: E402
 from model.intake import decode_image  # noqa: E402
 from model.features import SiftExtractor  # noqa: E402
@@ -60,7 +60,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="NAME:KEY=VALUE,... engine settings of one variant (default: one variant, the defaults)",
     )
     parser.add_argument("--kinds", nargs="+", help="only queries of these kinds (default: all that expect paintings)")
-    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    add_output_options(parser)
     return parser
 
 

@@ -31,7 +31,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, load_average, machine, memory_of, mib, progress, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, load_average, machine, memory_of, mib, progress, write_result  # noqa: E402
 from model.autoencoder import ConvAutoencoder  # noqa: E402
 from model.synthetic import render_painting  # noqa: E402
 from model.train_autoencoder import (  # noqa: E402
@@ -60,7 +60,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--config", help="TOML configuration whose [training] section is used (default: ./config.toml if present, else built-in defaults)"
     )
     parser.add_argument("--log-level", default="warning", help="level of the training's own log lines (default warning)")
-    parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
+    add_output_options(parser)
     return parser
 
 
