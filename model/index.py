@@ -7,11 +7,14 @@
   immutable once built, so new embeddings wait in a small exact buffer that is searched beside it and
   folded in by a rebuild once it grows.
 
-A saved `DescriptorIndex` can be loaded memory-mapped. Its graphs are then read from the file on
-demand, so loading takes milliseconds instead of seconds, and every predictor on a machine shares
-one copy of the pages in the operating system's file cache. A mapped graph is read-only (faiss
-aborts the process on an addition to it), so additions go to a second, in-memory graph, and
-searches merge the nearest neighbours of both.
+A saved `DescriptorIndex` can be loaded memory-mapped. faiss then maps the graph files instead of
+copying them into the process, so every predictor on a machine shares one copy of the pages in the
+operating system's file cache. A mapped graph is read-only, because faiss aborts the process on an
+addition to it. So additions go to a second, in-memory graph, and searches merge the nearest
+neighbours of both.
+
+NOTE: faiss still touches every page of a mapped file while loading it (the file's resident pages
+reached its size right after `read_index`), so a load from a cold file cache reads the whole file.
 """
 
 from __future__ import annotations
@@ -31,17 +34,17 @@ REBUILD_TOMBSTONE_SHARE = 0.3
 
 @dataclass
 class _Part:
-    """One faiss graph holding the vectors with ids start .. start + ntotal - 1."""
+    """One faiss graph, which contains the vectors with ids start .. start + ntotal - 1."""
 
     graph: faiss.Index
     start: int
-    mapped: bool  # read from a file with mmap: never add to it
+    mapped: bool  # mapped from a file, so never added to
 
 
 class DescriptorIndex:
     """Approximate nearest-neighbour search over descriptors, each owned by an integer key.
 
-    Vectors have ids in the order they were added. They live in one or more parts; only the last
+    Vectors have ids in the order they were added, and live in one or more parts. Only the last
     part takes additions, and only when it is not memory-mapped.
     """
 
@@ -148,7 +151,7 @@ class DescriptorIndex:
 
     @classmethod
     def load(cls, path: Path, mapped: bool = False) -> "DescriptorIndex":
-        """Read an index written by `save`; with `mapped`, map its graphs instead of reading them."""
+        """Read an index written by `save`. With `mapped`, map its graphs instead of copying them."""
         state = pickle.loads(path.with_suffix(".pkl").read_bytes())
         index = cls(state["dim"], state["value_range"], state["ef_search"])
         # Indexes saved before parts existed have one graph in `path`.faiss.

@@ -226,8 +226,8 @@ class Recognizer:
         evidence: list[dict[int, Evidence]] = [defaultdict(Evidence) for _ in searched]
         settings = self.settings
 
-        # First pass: the whole photo against the paintings its sampled cells vote for most, found
-        # with a narrower search than the full shortlist's.
+        # First pass: the whole photo against the paintings that its sampled cells vote for most.
+        # Its search is narrower than the full shortlist's.
         whole = self._describe_whole(rgb)
         sampled = _grid_sample(whole.dense.points, settings.first_pass_cell_step)
         with self._lock:
@@ -251,8 +251,8 @@ class Recognizer:
             return matches[:limit]
 
         # Last pass: the whole photo's full shortlist, voted by all its cells, and each framed
-        # region on its own. Votes add up over cells, so when the first pass searched as widely as
-        # the full shortlist does, only the cells it left out are searched now.
+        # region on its own. Votes add up over cells, so after a first pass as wide as this one,
+        # only the cells it left out are searched. After a narrower one, all cells are searched again.
         regions = self._describe_regions(rgb)
         with self._lock:
             for index, found, view_votes, done in zip(searched, evidence, votes, verified):
@@ -415,7 +415,7 @@ class Recognizer:
             (directory / STATE_FILE).write_bytes(pickle.dumps(state))
 
     def load(self, directory: Path, mapped: bool = False) -> None:
-        """Replace the in-memory index with one written by `save`; `mapped` maps its graphs from disk."""
+        """Replace the in-memory index with one written by `save`. With `mapped`, map its graphs from disk."""
         state = pickle.loads((directory / STATE_FILE).read_bytes())
         collections = {}
         for name, saved in state["collections"].items():

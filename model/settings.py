@@ -45,17 +45,17 @@ class EngineSettings:
     min_confidence: float = 0.5
     first_pass_candidates: int = 4  # paintings verified against the whole photo before anything else
     # The first pass votes with every n-th CNN cell of the photo in both directions (1: all cells).
-    # The last pass adds the other cells' votes, so the full shortlist stays the same. Only the
-    # paintings verified first change, and with them the results of photos that end early.
+    # The last pass votes with all cells, so the full shortlist stays the same. Only the paintings
+    # verified first change, and with them the results of photos that end early.
     first_pass_cell_step: int = 2
-    # The first pass searches the CNN cell index this wide (grown with the index like
-    # hnsw_ef_search). Narrower than hnsw_ef_search, it costs the last pass a new search of all cells.
+    # Search breadth of the first pass, grown with the index like hnsw_ef_search. Below
+    # hnsw_ef_search, the last pass searches all cells again instead of only those left out.
     first_pass_ef_search: int = 16
     early_exit_confidence: float = 0.99  # a first-pass match this confident ends the search
 
     # Runtime.
     runtime: str = "onnxruntime"  # how the backbone runs: "onnxruntime" (fast on CPUs) or "torch"
     threads: int = 0  # torch, ONNX Runtime, OpenCV and faiss threads per engine; 0: every core of the machine
-    # Predictors map a model version's descriptor graphs from disk instead of reading them. Loading
-    # then takes milliseconds, and the predictors of one machine share one copy of the graphs.
+    # Predictors map a model version's descriptor graphs from disk instead of copying them, so the
+    # predictors of one machine share one copy of the graphs in the file cache.
     map_indexes: bool = True

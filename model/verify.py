@@ -47,11 +47,12 @@ def mutual_nearest_many(
     if len(query) == 0 or sum(map(len, references)) == 0:
         return [empty for _ in references]
 
-    # torch rather than numpy: its reductions over a wide matrix were several times faster here.
-    # One product for all references, then per reference block `topk` along rows (the nearest and
-    # second-nearest reference cell of each query cell) and `max` down columns (the nearest query
-    # cell of each reference cell). Those two took about half the time of separate argmax calls
-    # (14 against 26 ms for 1,728 x 3,700 similarities on 2 cores).
+    # torch rather than numpy: its column-wise argmax over a wide matrix was about ten times faster
+    # here (30 ms against 350 ms for 1,728 x 16,000 similarities on 2 cores).
+    # One product for all references. Per reference block, `topk` along rows gives each query cell's
+    # two nearest reference cells, and `max` down columns each reference cell's nearest query cell.
+    # These took about half the time of two argmax calls (14 against 26 ms for 1,728 x 3,700
+    # similarities on 2 cores).
     with torch.no_grad():
         stacked = torch.from_numpy(np.ascontiguousarray(np.concatenate(references), dtype=np.float32))
         similarity = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)) @ stacked.T

@@ -85,7 +85,7 @@ class RecognitionService:
 
         The current recognizer is not touched, so the caller decides when to swap. `mapped` (default:
         engine.map_indexes) maps the descriptor graphs from disk. A host that adds many paintings and
-        publishes a new version reads them instead: its saved indexes then keep one graph each.
+        publishes a new version copies them into memory instead, so its saved indexes keep one graph each.
         """
         from model.autoencoder import AutoencoderEncoder
 

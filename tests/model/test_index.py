@@ -63,7 +63,7 @@ def test_descriptor_index_save_load(tmp_path):
     assert np.allclose(loaded.descriptors_of(11), index.descriptors_of(11))
 
 
-def test_mapped_index_takes_additions_in_memory(tmp_path):
+def test_mapped_index_additions(tmp_path):
     rng = np.random.default_rng(5)
     rows = {key: unit_rows(rng, 40, 16) for key in range(6)}
     index = DescriptorIndex(16, (-1.0, 1.0))
@@ -98,7 +98,7 @@ def test_mapped_index_takes_additions_in_memory(tmp_path):
     assert reloaded.search(rows[1][[0]], k=2)[1][0, 1] == 39
 
 
-def test_removals_from_a_mapped_index_rebuild_it_in_memory(tmp_path):
+def test_mapped_index_removals_rebuild(tmp_path):
     rng = np.random.default_rng(6)
     rows = {key: unit_rows(rng, 10, 16) for key in range(10)}
     index = DescriptorIndex(16, (-1.0, 1.0))

@@ -98,7 +98,7 @@ def test_tiny_and_thin_photos_do_not_crash(recognizer):
         assert recognizer.predict(np.full(shape, 128, np.uint8)) == []
 
 
-def test_mapped_version_takes_uploads_and_deletions(recognizer, backbone, paintings, tmp_path):
+def test_mapped_version_upload_and_deletion(recognizer, backbone, paintings, tmp_path):
     recognizer.save(tmp_path / "index")
     restored = Recognizer(EngineSettings(threads=2), backbone)
     restored.load(tmp_path / "index", mapped=True)
@@ -115,7 +115,7 @@ def test_mapped_version_takes_uploads_and_deletions(recognizer, backbone, painti
     assert top_id(restored.predict(photograph(paintings["painting-103"], seed=7))) != "painting-103"
 
 
-def test_first_pass_searches_narrower_and_last_pass_searches_all_cells(backbone, paintings):
+def test_first_pass_breadth_and_cells(backbone, paintings):
     settings = EngineSettings(threads=2, first_pass_ef_search=8, hnsw_ef_search=24, first_pass_cell_step=2)
     engine = Recognizer(settings, backbone)
     for painting_id, image in paintings.items():
