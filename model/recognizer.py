@@ -5,9 +5,10 @@ A query goes through four steps:
 1. Describe: RootSIFT keypoints over the whole photo; CNN dense cells and global embeddings of the
    whole photo and of each framed quadrilateral found in it, rectified to a frontal view.
 2. Shortlist: every descriptor votes for the paintings of its nearest stored descriptors. SIFT
-   descriptors and CNN cells each have their own HNSW index. The global embeddings add their
-   nearest paintings from Annoy. Only shortlisted paintings are verified, so the verification cost
-   of a query does not grow with the collection.
+   descriptors and CNN cells each have their own HNSW index. The global embeddings (the backbone's,
+   and the autoencoder's and the museum embedding's once trained) add their nearest paintings from
+   Annoy. Only shortlisted paintings are verified, so the verification cost of a query does not grow
+   with the collection.
 3. Verify: for each shortlisted painting, fit a homography to its correspondences in each view and
    count the inliers (see `model.verify`).
 4. Decide: inlier counts are compared with what chance gives for this very photo (see `_confidence`),
@@ -31,6 +32,7 @@ from model.backbone import Backbone
 from model.features import DenseExtractor, LocalFeatures, SiftExtractor, resize_to_side
 from model.index import DescriptorIndex, EmbeddingIndex
 from model.localize import find_quadrilaterals, rectify
+from model.museum_head import MuseumHeadEncoder
 from model.settings import EngineSettings
 from model.verify import Verification, fit_homography, mutual_nearest_many
 
@@ -55,6 +57,7 @@ class ReferenceFeatures:
     dense: LocalFeatures
     embedding: np.ndarray
     autoencoder_embedding: np.ndarray | None
+    museum_embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -76,6 +79,7 @@ class View:
     autoencoder_embedding: np.ndarray | None
     size: tuple[int, int]
     to_photo: np.ndarray  # 3x3: view pixels -> photo pixels
+    museum_embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -102,6 +106,8 @@ class Match:
 class Evidence:
     sift: Verification | None = None
     dense: Verification | None = None
+    # Shortlisted only by a trained embedding (the autoencoder's or the museum embedding's).
+    trained_only: bool = False
 
 
 @dataclass
@@ -113,6 +119,7 @@ class CollectionIndex:
     embeddings: EmbeddingIndex
     autoencoder_embeddings: EmbeddingIndex
     references: dict[int, Reference] = field(default_factory=dict)
+    museum_embeddings: EmbeddingIndex | None = None  # None in versions without a museum embedding
 
 
 class Recognizer:
@@ -123,10 +130,12 @@ class Recognizer:
         settings: EngineSettings,
         backbone: Backbone,
         autoencoder: AutoencoderEncoder | None = None,
+        museum_head: MuseumHeadEncoder | None = None,
     ) -> None:
         self.settings = settings
         self.backbone = backbone
         self.autoencoder = autoencoder
+        self.museum_head = museum_head
         self._query_sift = SiftExtractor(settings.query_side, settings.query_sift_features)
         self._reference_sift = SiftExtractor(settings.reference_side, settings.reference_sift_features)
         self._dense = DenseExtractor(backbone, settings.dense_side)
@@ -160,6 +169,7 @@ class Recognizer:
             dense=dense,
             embedding=embedding,
             autoencoder_embedding=self._autoencoder_embedding(rgb),
+            museum_embedding=self._museum_embedding(dense),
         )
 
     def add(self, painting_id: str, collection: str, features: ReferenceFeatures) -> None:
@@ -177,6 +187,8 @@ class Recognizer:
             index.embeddings.add(key, features.embedding)
             if features.autoencoder_embedding is not None:
                 index.autoencoder_embeddings.add(key, features.autoencoder_embedding)
+            if features.museum_embedding is not None and index.museum_embeddings is not None:
+                index.museum_embeddings.add(key, features.museum_embedding)
             index.references[key] = Reference(
                 key, painting_id, collection, features.size, features.sift.points, features.dense.points
             )
@@ -196,6 +208,8 @@ class Recognizer:
                 index.dense.remove(key)
                 index.embeddings.remove(key)
                 index.autoencoder_embeddings.remove(key)
+                if index.museum_embeddings is not None:
+                    index.museum_embeddings.remove(key)
             return True
 
     def finish_bulk_load(self) -> None:
@@ -205,6 +219,8 @@ class Recognizer:
                 index.embeddings.rebuild()
                 if len(index.autoencoder_embeddings):
                     index.autoencoder_embeddings.rebuild()
+                if index.museum_embeddings is not None and len(index.museum_embeddings):
+                    index.museum_embeddings.rebuild()
 
     # ----- recognition -------------------------------------------------------------------------
 
@@ -261,18 +277,24 @@ class Recognizer:
                 elif not sampled.all():
                     for key, vote in self._view_votes(index, whole, ~sampled).items():
                         view_votes[key] = view_votes.get(key, 0.0) + vote
-                keys = [key for key in self._shortlist_view(index, whole, 0, view_votes) if key not in done]
-                self._verify_view(index, whole, 0, keys, found)
-                for view_number, view in enumerate(regions, start=1):
-                    keys = self._shortlist_view(index, view, view_number, self._view_votes(index, view))
-                    self._verify_view(index, view, view_number, keys, found)
+                shortlists = [self._shortlist_view(index, whole, 0, view_votes)]
+                shortlists += [
+                    self._shortlist_view(index, view, number, self._view_votes(index, view))
+                    for number, view in enumerate(regions, start=1)
+                ]
+                verified_before = set(found) | done
+                for view_number, (view, (keys, _)) in enumerate(zip([whole, *regions], shortlists)):
+                    self._verify_view(index, view, view_number, [k for k in keys if view_number or k not in done], found)
+                _mark_trained_only(found, shortlists, verified_before)
             matches = self._decide_all(searched, evidence)
         return matches[:limit]
 
     def _describe_whole(self, rgb: np.ndarray) -> View:
         height, width = rgb.shape[:2]
         dense, embedding = self._dense.extract(rgb, self.settings.photo_dense_side)
-        return View(dense, embedding, self._autoencoder_embedding(rgb), (width, height), np.eye(3))
+        return View(
+            dense, embedding, self._autoencoder_embedding(rgb), (width, height), np.eye(3), self._museum_embedding(dense)
+        )
 
     def _describe_regions(self, rgb: np.ndarray) -> list[View]:
         views = []
@@ -280,7 +302,16 @@ class Recognizer:
             rectified, to_view = rectify(rgb, quad, self.settings.dense_side)
             dense, embedding = self._dense.extract(rectified)
             size = (rectified.shape[1], rectified.shape[0])
-            views.append(View(dense, embedding, self._autoencoder_embedding(rectified), size, np.linalg.inv(to_view)))
+            views.append(
+                View(
+                    dense,
+                    embedding,
+                    self._autoencoder_embedding(rectified),
+                    size,
+                    np.linalg.inv(to_view),
+                    self._museum_embedding(dense),
+                )
+            )
         return views
 
     def _verify_sift(
@@ -317,16 +348,25 @@ class Recognizer:
         votes, _ = _vote(index.dense, descriptors, settings.dense_neighbours, settings.dense_vote_power)
         return votes
 
-    def _shortlist_view(self, index: CollectionIndex, view: View, view_number: int, votes: dict[int, float]) -> list[int]:
-        """Rank paintings for one view by its CNN cell votes, then add the nearest global embeddings."""
+    def _shortlist_view(
+        self, index: CollectionIndex, view: View, view_number: int, votes: dict[int, float]
+    ) -> tuple[list[int], set[int]]:
+        """Rank paintings for one view by its CNN cell votes, then add the nearest global embeddings.
+
+        Returns the shortlist and the paintings on it that only a trained embedding added.
+        """
         settings = self.settings
         # The whole photo gets the longer shortlist: it is the only view of a close-up shot.
         shortlist = _top_keys(votes, settings.dense_shortlist if view_number == 0 else settings.shortlist)
         shortlist += [key for key, _ in index.embeddings.search(view.embedding, settings.embedding_shortlist)]
+        trained = []
         if view.autoencoder_embedding is not None and len(index.autoencoder_embeddings):
             nearest = index.autoencoder_embeddings.search(view.autoencoder_embedding, settings.embedding_shortlist)
-            shortlist += [key for key, _ in nearest]
-        return list(dict.fromkeys(shortlist))
+            trained += [key for key, _ in nearest]
+        if view.museum_embedding is not None and index.museum_embeddings is not None and len(index.museum_embeddings):
+            nearest = index.museum_embeddings.search(view.museum_embedding, settings.embedding_shortlist)
+            trained += [key for key, _ in nearest]
+        return list(dict.fromkeys(shortlist + trained)), set(trained) - set(shortlist)
 
     def _verify_view(
         self, index: CollectionIndex, view: View, view_number: int, keys: list[int], evidence: dict[int, Evidence]
@@ -375,8 +415,10 @@ class Recognizer:
         for key, found in evidence.items():
             if key not in index.references:
                 continue  # removed while this photo was being described
-            sift_null = _chance_level([count for other, count in sift_counts.items() if other != key])
-            dense_null = _chance_level([count for other, count in dense_counts.items() if other != key])
+            # The chance level comes from the other shortlists only, because paintings that only a
+            # trained embedding shortlisted look like the photo by design and would raise it.
+            sift_null = _chance_level([n for other, n in sift_counts.items() if other != key and not evidence[other].trained_only])
+            dense_null = _chance_level([n for other, n in dense_counts.items() if other != key and not evidence[other].trained_only])
             confidence = _confidence(sift_counts[key], sift_null, self.settings.sift_min_inliers)
             dense_confidence = _confidence(dense_counts[key], dense_null, self.settings.dense_min_inliers)
             best = found.sift if confidence >= dense_confidence else found.dense
@@ -409,6 +451,7 @@ class Recognizer:
                     "number": number,
                     "embeddings": index.embeddings,
                     "autoencoder_embeddings": index.autoencoder_embeddings,
+                    "museum_embeddings": index.museum_embeddings,
                     "references": index.references,
                 }
             state = {"collections": collections, "keys": self._keys, "next_key": self._next_key}
@@ -426,6 +469,8 @@ class Recognizer:
                 embeddings=saved["embeddings"],
                 autoencoder_embeddings=saved["autoencoder_embeddings"],
                 references=saved["references"],
+                # Versions saved before the museum embedding existed have none.
+                museum_embeddings=saved.get("museum_embeddings"),
             )
         with self._lock:
             self._collections = collections
@@ -440,6 +485,7 @@ class Recognizer:
             dense=DescriptorIndex(self.backbone.dense_dim, (-1.0, 1.0), self.settings.hnsw_ef_search),
             embeddings=EmbeddingIndex(self.backbone.embedding_dim),
             autoencoder_embeddings=EmbeddingIndex(AutoencoderEncoder.embedding_dim),
+            museum_embeddings=EmbeddingIndex(self.museum_head.embedding_dim) if self.museum_head else None,
         )
 
     def _autoencoder_embedding(self, rgb: np.ndarray) -> np.ndarray | None:
@@ -447,6 +493,11 @@ class Recognizer:
             return None
         square = cv2.resize(rgb, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
         return self.autoencoder.embed(square)
+
+    def _museum_embedding(self, dense: LocalFeatures) -> np.ndarray | None:
+        if self.museum_head is None:
+            return None
+        return self.museum_head.embed(dense.descriptors)
 
 
 def search_breadth(base: int, vectors: int) -> int:
@@ -520,6 +571,21 @@ def _grid_sample(points: np.ndarray, step: int) -> np.ndarray:
     _, columns = np.unique(points[:, 0], return_inverse=True)
     _, rows = np.unique(points[:, 1], return_inverse=True)
     return (columns % step == step // 2) & (rows % step == step // 2)
+
+
+def _mark_trained_only(
+    evidence: dict[int, Evidence], shortlists: list[tuple[list[int], set[int]]], verified_before: set[int]
+) -> None:
+    """Flag the verified paintings that no shortlist but a trained embedding's put forward.
+
+    `shortlists` has the last pass's (shortlist, trained-only part) of each view, and
+    `verified_before` the paintings that the first pass and the SIFT pass verified.
+    """
+    trained = set().union(*(only for _, only in shortlists))
+    untrained = verified_before.union(*(set(keys) - only for keys, only in shortlists))
+    for key in trained - untrained:
+        if key in evidence:
+            evidence[key].trained_only = True
 
 
 def _fills_region(outline: np.ndarray, region_size: tuple[int, int]) -> bool:

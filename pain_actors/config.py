@@ -70,6 +70,8 @@ class TrainingSettings:
     weight_decay: float = 0.0001
     contrastive_lr: float = 0.001
     validation_share: float = 0.15
+    head_epochs: int = 200
+    head_photos: int = 8
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ RANGES = {
     ("training", "lr"): (1e-6, 1.0),
     ("training", "contrastive_lr"): (1e-6, 1.0),
     ("training", "validation_share"): (0.01, 0.5),
+    ("training", "head_epochs"): (0, None),
+    ("training", "head_photos"): (2, 64),
 }
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 

@@ -59,7 +59,7 @@ class LiveServer:
         for key, value in actor_settings.items():
             self.env[f"PAIN_ACTORS_{key.upper()}"] = str(value)
         # Short training by default, so that a test run trains in seconds.
-        for key, value in {"epochs": 2, "contrastive_epochs": 2, "batch_size": 4, **(training or {})}.items():
+        for key, value in {"epochs": 2, "contrastive_epochs": 2, "head_epochs": 2, "head_photos": 2, "batch_size": 4, **(training or {})}.items():
             self.env[f"PAIN_TRAINING_{key.upper()}"] = str(value)
         self.process: subprocess.Popen | None = None
 

@@ -15,11 +15,12 @@ SERIES = (("train_loss", "train", "chart-train"), ("val_loss", "validation", "ch
 def loss_chart_svg(epochs: list[dict]) -> Markup:
     """Draw train and validation loss per epoch; epochs without a finite loss are skipped.
 
+    The x axis counts epochs over the whole run: each stage (reconstruction, contrastive, head)
+    numbers its own epochs from 0, so a stage's numbers would overlap the previous stage's.
     Only numbers from `epochs` reach the markup, each formatted as a number.
     """
     points = {key: [] for key, _, _ in SERIES}
-    for number, entry in enumerate(epochs, start=1):
-        epoch = _finite(entry.get("epoch"), number)
+    for epoch, entry in enumerate(epochs, start=1):
         for key, _, _ in SERIES:
             value = _finite(entry.get(key), None)
             if value is not None:
@@ -56,7 +57,7 @@ def loss_chart_svg(epochs: list[dict]) -> Markup:
         parts.append(
             f'<text class="chart-label" x="{x(value):.1f}" y="{HEIGHT - bottom + 18}" text-anchor="middle">{value:g}</text>'
         )
-    parts.append(f'<text class="chart-label" x="{left + plot_w / 2:.1f}" y="{HEIGHT - 4}" text-anchor="middle">epoch</text>')
+    parts.append(f'<text class="chart-label" x="{left + plot_w / 2:.1f}" y="{HEIGHT - 4}" text-anchor="middle">epoch of the run</text>')
     for index, (key, label, css) in enumerate(SERIES):
         series = points[key]
         if not series:

@@ -219,12 +219,12 @@ def _eval(
     from dataclasses import replace
 
     from model.dataset import DatasetError
-    from workers.evaluation import autoencoder_recall, evaluate, format_table, train_on_dataset
+    from workers.evaluation import evaluate, first_stage_recall, format_table, train_on_dataset
 
     settings = config.engine
     try:
         if train:
-            checkpoint = train_on_dataset(dataset, config.training, settings.max_pixels)
+            checkpoint = train_on_dataset(dataset, config.training, settings)
             settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
         report, outcomes = evaluate(
             dataset,
@@ -239,8 +239,9 @@ def _eval(
     sys.stderr.write("\n")
     sys.stdout.write(format_table(report) + "\n")
     if settings.autoencoder_checkpoint:
-        recall = autoencoder_recall(dataset, settings.autoencoder_checkpoint, max_pixels=settings.max_pixels)
-        sys.stdout.write("autoencoder first stage recall@10: " + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()) + "\n")
+        report["first_stage_recall_at_10"] = first_stage_recall(dataset, settings)
+        for name, recall in report["first_stage_recall_at_10"].items():
+            sys.stdout.write(f"{name} first stage recall@10: " + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()) + "\n")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if queries_path:

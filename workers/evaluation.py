@@ -43,7 +43,7 @@ INDEXING_SETTINGS = (
 # Modules whose code computes or stores painting features; a change to any of them invalidates the cache.
 # NOTE: model/recognizer.py is left out because it is mostly query code. After changing its
 # `describe_reference` or `add`, delete the cache directory by hand.
-INDEXING_MODULES = ("autoencoder", "backbone", "features", "index", "intake", "onnx_runner", "synthetic")
+INDEXING_MODULES = ("autoencoder", "backbone", "features", "index", "intake", "museum_head", "onnx_runner", "synthetic")
 CACHE_META = "eval-cache.json"
 
 
@@ -104,51 +104,82 @@ def evaluate(
     return report, outcomes
 
 
-def train_on_dataset(dataset_path: str, training, max_pixels: int) -> Path:
-    """Train the autoencoder on a dataset's painting images, as a training run would on a museum's
-    collection; return the checkpoint, written to a new temporary directory."""
+def train_on_dataset(dataset_path: str, training, settings: EngineSettings) -> Path:
+    """Train the autoencoder and the museum embedding on a dataset's painting images.
+
+    A training run does the same on a museum's collection. Returns the trained-model file, written
+    to a new temporary directory.
+    """
     import torch
 
+    from model.backbone import load_backbone
+    from model.features import DenseExtractor
     from model.intake import decode_image
+    from model.museum_head import CHECKPOINT_KEY, head_state
     from model.train_autoencoder import train
-    from workers.training import training_config
+    from model.train_head import train_head
+    from workers.training import head_training_config, training_config
 
     dataset = read_dataset(dataset_path)
     checkpoint = Path(tempfile.mkdtemp(prefix="pain-eval-")) / "autoencoder.pt"
-    images = [decode_image(dataset.painting_path(p).read_bytes(), max_pixels) for p in dataset.paintings]
+    images = [decode_image(dataset.painting_path(p).read_bytes(), settings.max_pixels) for p in dataset.paintings]
     model, history = train(images, training_config(training), checkpoint.parent)
-    torch.save({"model": model.state_dict()}, checkpoint)
-    log.info("eval_autoencoder_trained", epochs=len(history.epochs), best_val_loss=round(history.best_val_loss, 4))
+    trained = {"model": model.state_dict()}
+    if training.head_epochs > 0:
+        backbone = load_backbone(settings.backbone, settings.backbone_weights, settings.runtime, settings.threads)
+        head = train_head(images, DenseExtractor(backbone, settings.dense_side), head_training_config(training))
+        trained[CHECKPOINT_KEY] = head_state(head)
+    torch.save(trained, checkpoint)
+    log.info("eval_models_trained", epochs=len(history.epochs), best_val_loss=round(history.best_val_loss, 4))
     return checkpoint
 
 
-def autoencoder_recall(dataset_path: str, checkpoint: str, k: int = 10, max_pixels: int = 50_000_000) -> dict:
-    """Recall@k of the autoencoder embedding alone, per query kind: the first stage of the 2020 design.
+def first_stage_recall(dataset_path: str, settings: EngineSettings, k: int = 10) -> dict:
+    """Recall@k of each global embedding used alone as a first stage, per query kind.
 
     A query counts when one of its expected paintings is among the k paintings whose embedding is
-    nearest to the whole photo's embedding.
+    nearest to the whole photo's, described as `predict` describes it. "backbone" is the
+    pretrained backbone's embedding, which training does not change; "autoencoder" and "museum
+    embedding" come from `settings.autoencoder_checkpoint` when it has them.
     """
     import cv2
 
-    from model.autoencoder import INPUT_SIZE, AutoencoderEncoder
+    from model.autoencoder import INPUT_SIZE
+    from model.backbone import load_backbone
+    from model.features import DenseExtractor
     from model.intake import decode_image
+    from model.recognizer import load_image_for_engine
+    from workers.recognition import trained_models
 
     dataset = read_dataset(dataset_path)
-    encoder = AutoencoderEncoder.from_checkpoint(checkpoint)
+    backbone = load_backbone(settings.backbone, settings.backbone_weights, settings.runtime, settings.threads)
+    extractor = DenseExtractor(backbone, settings.dense_side)
+    autoencoder, head = None, None
+    if settings.autoencoder_checkpoint:
+        autoencoder, head = trained_models(Path(settings.autoencoder_checkpoint))
 
-    def embed(path: Path) -> np.ndarray:
-        rgb = decode_image(path.read_bytes(), max_pixels)
-        return encoder.embed(cv2.resize(rgb, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA))
+    def embed(rgb: np.ndarray, side: int | None) -> dict[str, np.ndarray]:
+        dense, embedding = extractor.extract(rgb, side)
+        found = {"backbone": embedding}
+        if autoencoder is not None:
+            square = cv2.resize(rgb, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+            found["autoencoder"] = autoencoder.embed(square)
+        if head is not None:
+            found["museum embedding"] = head.embed(dense.descriptors)
+        return found
 
     names = [p.image for p in dataset.paintings]
-    references = np.stack([embed(dataset.painting_path(p)) for p in dataset.paintings])
-    hits: dict[str, list[bool]] = defaultdict(list)
+    described = [embed(decode_image(dataset.painting_path(p).read_bytes(), settings.max_pixels), None) for p in dataset.paintings]
+    references = {name: np.stack([d[name] for d in described]) for name in described[0]}
+    hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for query in dataset.queries:
         if not query.expected:
             continue
-        nearest = np.argsort(-(references @ embed(dataset.query_path(query))))[:k]
-        hits[query.kind].append(any(names[i] in query.expected for i in nearest))
-    return {kind: round(_mean(found), 3) for kind, found in sorted(hits.items())}
+        rgb = load_image_for_engine(decode_image(dataset.query_path(query).read_bytes(), settings.max_pixels), settings.max_side)
+        for name, embedding in embed(rgb, settings.photo_dense_side).items():
+            nearest = np.argsort(-(references[name] @ embedding))[:k]
+            hits[name][query.kind].append(any(names[i] in query.expected for i in nearest))
+    return {name: {kind: round(_mean(found), 3) for kind, found in sorted(kinds.items())} for name, kinds in hits.items()}
 
 
 def build_report(paintings: int, outcomes: list[QueryOutcome], index_seconds: float) -> dict:

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-AUTOENCODER_FILE = "autoencoder.pt"  # a model version's trained autoencoder, when it has one
+# A model version's trained models, when it has them: the autoencoder, and the museum embedding
+# (model/museum_head.py) in the same file.
+AUTOENCODER_FILE = "autoencoder.pt"
 
 
 @dataclass(frozen=True)
@@ -50,23 +52,30 @@ def configure_threads(threads: int) -> int:
     return threads
 
 
+def trained_models(checkpoint: Path) -> tuple:
+    """Load the autoencoder and, when the file has one, the museum embedding's head."""
+    from model.autoencoder import AutoencoderEncoder
+    from model.museum_head import MuseumHeadEncoder
+
+    return AutoencoderEncoder.from_checkpoint(checkpoint), MuseumHeadEncoder.from_checkpoint(checkpoint)
+
+
 class RecognitionService:
     """Owns one engine instance: its model copy and indexes."""
 
     def __init__(self, settings: EngineSettings) -> None:
         # Heavy imports stay inside the worker process that builds the service.
-        from model.autoencoder import AutoencoderEncoder
         from model.backbone import load_backbone
         from model.recognizer import Recognizer
 
         threads = configure_threads(settings.threads)
         self.settings = settings
-        autoencoder = None
+        autoencoder, museum_head = None, None
         if settings.autoencoder_checkpoint:
-            autoencoder = AutoencoderEncoder.from_checkpoint(settings.autoencoder_checkpoint)
-        self._configured_autoencoder = autoencoder
+            autoencoder, museum_head = trained_models(Path(settings.autoencoder_checkpoint))
+        self._configured = (autoencoder, museum_head)
         backbone = load_backbone(settings.backbone, settings.backbone_weights, settings.runtime, threads)
-        self.recognizer = Recognizer(settings, backbone, autoencoder)
+        self.recognizer = Recognizer(settings, backbone, autoencoder, museum_head)
         self._recognizer_class = Recognizer
         log.info(
             "recognition_service_started",
@@ -74,11 +83,17 @@ class RecognitionService:
             runtime=settings.runtime,
             threads=threads,
             autoencoder=bool(autoencoder),
+            museum_embedding=bool(museum_head),
         )
 
-    def new_recognizer(self, autoencoder=None):
-        """Create an empty recognizer that shares this one's backbone, with `autoencoder` or the configured one."""
-        return self._recognizer_class(self.settings, self.recognizer.backbone, autoencoder or self._configured_autoencoder)
+    def new_recognizer(self, trained: tuple | None = None):
+        """Create an empty recognizer that shares this one's backbone.
+
+        `trained` is an (autoencoder, museum head) pair from `trained_models`; by default the
+        configured one.
+        """
+        autoencoder, museum_head = trained or self._configured
+        return self._recognizer_class(self.settings, self.recognizer.backbone, autoencoder, museum_head)
 
     def load_version(self, directory: Path, mapped: bool | None = None):
         """Build a recognizer from a saved model version, with the version's own autoencoder if it has one.
@@ -87,11 +102,8 @@ class RecognitionService:
         engine.map_indexes) maps the descriptor graphs from disk. A host that adds many paintings and
         publishes a new version copies them into memory instead, so its saved indexes keep one graph each.
         """
-        from model.autoencoder import AutoencoderEncoder
-
         checkpoint = directory / AUTOENCODER_FILE
-        autoencoder = AutoencoderEncoder.from_checkpoint(checkpoint) if checkpoint.is_file() else None
-        recognizer = self.new_recognizer(autoencoder)
+        recognizer = self.new_recognizer(trained_models(checkpoint) if checkpoint.is_file() else None)
         recognizer.load(directory, self.settings.map_indexes if mapped is None else mapped)
         return recognizer
 

@@ -1,10 +1,11 @@
 """Training runs: train the autoencoder on the live collection and publish a new model version.
 
 A run reads every painting of the catalogue, trains the autoencoder (reconstruction, then
-instance discrimination on simulated phone photos; see model/train_autoencoder.py), describes
-every painting again with the trained encoder, and publishes the indexes and the checkpoint as one
-model version. Its checkpoint is written after every epoch under `data_dir/training/<run id>/`,
-so an interrupted run can resume. Nothing is published until the run completes.
+instance discrimination on simulated phone photos; see model/train_autoencoder.py), then the
+museum embedding's head on the backbone's cells (model/train_head.py). It describes every painting
+again with both, and publishes the indexes and the trained models as one model version. The
+autoencoder's checkpoint is written after every epoch under `data_dir/training/<run id>/`, so an
+interrupted run can resume. Nothing is published until the run completes.
 """
 
 from __future__ import annotations
@@ -80,10 +81,12 @@ def run_training(
     """
     import torch
 
-    from model.autoencoder import AutoencoderEncoder
+    from model.features import DenseExtractor
     from model.intake import decode_image
+    from model.museum_head import CHECKPOINT_KEY, head_state
     from model.train_autoencoder import train
-    from workers.recognition import AUTOENCODER_FILE, RecognitionService, configure_threads
+    from model.train_head import train_head
+    from workers.recognition import AUTOENCODER_FILE, RecognitionService, configure_threads, trained_models
 
     # Bound the epochs too, not only the re-indexing, so predictors keep their CPU share.
     configure_threads(training.threads)
@@ -98,7 +101,8 @@ def run_training(
 
     images = [decode_image(catalogue.image_path(p.image).read_bytes(), settings.max_pixels) for p in paintings]
     config = training_config(training)
-    progress.phase, progress.total = "training", config.epochs + config.contrastive_epochs
+    head_config = head_training_config(training)
+    progress.phase, progress.total = "training", config.epochs + config.contrastive_epochs + training.head_epochs
 
     def on_epoch(record: dict) -> None:
         progress.epochs.append(record)
@@ -107,13 +111,19 @@ def run_training(
     work_dir = data_dir / RUNS_DIR / progress.run_id
     work_dir.mkdir(parents=True, exist_ok=True)
     model, history = train(images, config, work_dir, on_epoch=on_epoch, should_stop=cancel.is_set)
-    checkpoint = work_dir / AUTOENCODER_FILE
-    torch.save({"model": model.state_dict(), "history": history.epochs}, checkpoint)
+    trained = {"model": model.state_dict(), "history": history.epochs}
 
-    # Every painting is described again: its autoencoder embedding comes from the new weights.
-    progress.phase, progress.done, progress.total = "indexing", 0, len(paintings)
     service = RecognitionService(settings)
-    service.recognizer = service.new_recognizer(AutoencoderEncoder.from_checkpoint(checkpoint))
+    if training.head_epochs > 0:
+        extractor = DenseExtractor(service.recognizer.backbone, settings.dense_side)
+        head = train_head(images, extractor, head_config, on_epoch=on_epoch, should_stop=cancel.is_set)
+        trained[CHECKPOINT_KEY] = head_state(head)
+    checkpoint = work_dir / AUTOENCODER_FILE
+    torch.save(trained, checkpoint)
+
+    # Every painting is described again: its embeddings come from the new weights.
+    progress.phase, progress.done, progress.total = "indexing", 0, len(paintings)
+    service.recognizer = service.new_recognizer(trained_models(checkpoint))
     for painting, image in zip(paintings, images):
         if cancel.is_set():
             raise Cancelled()
@@ -154,6 +164,13 @@ def training_config(training):
         contrastive_lr=training.contrastive_lr,
         validation_share=training.validation_share,
     )
+
+
+def head_training_config(training):
+    """Build the museum embedding's HeadConfig from the [training] section."""
+    from model.train_head import HeadConfig
+
+    return HeadConfig(epochs=training.head_epochs, photos=training.head_photos)
 
 
 def resumable_run(data_dir: Path, run_id: str) -> bool:

@@ -2,6 +2,7 @@
 
 import cv2
 import pytest
+import torch
 
 from live_server import LiveServer, process_alive, wait_until
 from model.synthetic import photograph, render_painting
@@ -20,8 +21,9 @@ def test_training_run_publishes_a_version_with_its_autoencoder(data_dir):
         wait_until(lambda: server.status()["training"]["state"] == "succeeded", 180)
         training = server.status()["training"]
         assert training["version"] == "v0002"
-        assert [e["stage"] for e in training["epochs"]] == ["reconstruction"] * 2 + ["contrastive"] * 2
-        assert (data_dir / "models" / "v0002" / "autoencoder.pt").is_file()
+        assert [e["stage"] for e in training["epochs"]] == ["reconstruction"] * 2 + ["contrastive"] * 2 + ["head"] * 2
+        trained = torch.load(data_dir / "models" / "v0002" / "autoencoder.pt", weights_only=True)
+        assert {"model", "museum_head"} <= set(trained)
         wait_until(lambda: server.status()["pool"]["predictors"][0]["version"] == "v0002", 60)
 
         ok, photo = cv2.imencode(".jpg", photograph(render_painting(1), seed=9)[..., ::-1])

@@ -49,6 +49,7 @@ def test_bench_lists_scripts(capsys):
         "predict_scale",
         "predict_stages",
         "shortlist_recall",
+        "trained_gain",
         "training",
     ]
 
@@ -177,6 +178,29 @@ def test_shortlist_recall_rejects_unknown_setting(tmp_path, small_dataset):
 def test_shortlist_recall_rejects_indexing_setting(tmp_path, small_dataset):
     with pytest.raises(SystemExit, match="changes the stored index"):
         run_bench(tmp_path, "shortlist_recall", str(small_dataset), "--variant", "bad:dense_side=256")
+
+
+def test_trained_gain_bench(tmp_path, small_dataset, monkeypatch):
+    for name, value in {"EPOCHS": "1", "CONTRASTIVE_EPOCHS": "1", "HEAD_EPOCHS": "2", "HEAD_PHOTOS": "2", "BATCH_SIZE": "2"}.items():
+        monkeypatch.setenv(f"PAIN_TRAINING_{name}", value)
+
+    result = run_bench(tmp_path, "trained_gain", str(small_dataset), "--train")
+
+    assert result["paintings"] == 4
+    assert result["training_seconds"] > 0
+    for name in ("untrained", "trained"):
+        assert result[name]["queries"] == 5
+        assert result[name]["by_kind"]["photo"]["top1"] == 1.0
+    assert result["changed"] == []
+
+    # The same trained-model file again, given by path.
+    again = run_bench(tmp_path, "trained_gain", str(small_dataset), "--checkpoint", result["checkpoint"])
+    assert again["trained"]["by_kind"] == result["trained"]["by_kind"]
+
+
+def test_trained_gain_rejects_missing_checkpoint(tmp_path, small_dataset):
+    with pytest.raises(SystemExit, match="no such file"):
+        run_bench(tmp_path, "trained_gain", str(small_dataset), "--checkpoint", str(tmp_path / "none.pt"))
 
 
 def test_hot_reload_bench(tmp_path, cache_dir):

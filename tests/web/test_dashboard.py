@@ -17,6 +17,7 @@ from PIL import Image
 
 from live_server import LiveServer
 from model.synthetic import photograph, render_painting
+from web.charts import loss_chart_svg
 from workers.database import open_database
 
 TOKEN = "dashboard-admin-token"
@@ -507,6 +508,18 @@ async def test_training_page_draws_recorded_loss_curve(manager, data_dir):
     assert page.count('<polyline class="chart-') == 2
     assert "recorded-run" in page
     assert "0.4" in page  # the validation loss of epoch 3, in the table
+
+
+def test_loss_chart_runs_stages_one_after_another():
+    # Each stage numbers its epochs from 0; the chart must not draw a stage back over the one before.
+    epochs = [{"stage": stage, "epoch": n, "train_loss": 1.0 - 0.1 * n} for stage in ("reconstruction", "head") for n in (0, 1)]
+    svg = str(loss_chart_svg(epochs))
+    points = re.search(r'<polyline class="[^"]*" fill="none" points="([^"]+)"', svg).group(1)
+    xs = [float(pair.split(",")[0]) for pair in points.split()]
+
+    assert len(xs) == 4
+    assert xs == sorted(xs)
+    assert len(set(xs)) == 4
 
 
 async def test_training_page_follows_a_real_run(manager, api):

@@ -73,3 +73,28 @@ def test_eval_index_cache_reuse(tmp_path):
     painting.write_bytes(painting.read_bytes() + b"\0")
     run()
     assert len(list(cache.iterdir())) == 2
+
+
+SHORT_TRAINING = {
+    "PAIN_TRAINING_EPOCHS": "1",
+    "PAIN_TRAINING_CONTRASTIVE_EPOCHS": "1",
+    "PAIN_TRAINING_HEAD_EPOCHS": "2",
+    "PAIN_TRAINING_HEAD_PHOTOS": "2",
+    "PAIN_TRAINING_BATCH_SIZE": "2",
+}
+
+
+def test_eval_train_reports_each_embedding_first_stage_recall(small_dataset, tmp_path, capsys, monkeypatch):
+    for name, value in SHORT_TRAINING.items():
+        monkeypatch.setenv(name, value)
+    report_path = tmp_path / "report.json"
+
+    assert main(["eval", str(small_dataset), "--train", "--json", str(report_path)]) == 0
+
+    report = json.loads(report_path.read_text())
+    recall = report["first_stage_recall_at_10"]
+    assert set(recall) == {"backbone", "autoencoder", "museum embedding"}
+    # 4 paintings, so each photo's painting is always among the 10 nearest.
+    assert all(by_kind == {"photo": 1.0} for by_kind in recall.values())
+    assert report["by_kind"]["photo"]["top1"] == 1.0
+    assert "museum embedding first stage recall@10: photo 1.000" in capsys.readouterr().out

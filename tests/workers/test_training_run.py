@@ -26,7 +26,7 @@ def test_epochs_run_with_training_threads(small_dataset, tmp_path, monkeypatch):
     data_dir = tmp_path / "data"
     engine = Config().engine
     EngineHost(data_dir, engine).import_dataset(str(small_dataset), "museum-1")
-    training = TrainingSettings(threads=1, epochs=1, contrastive_epochs=1, batch_size=2)
+    training = TrainingSettings(threads=1, epochs=1, contrastive_epochs=1, batch_size=2, head_epochs=2, head_photos=2)
 
     # Record the torch thread count that the epochs see.
     seen = []
