@@ -140,7 +140,7 @@ def train_one_epoch(
         losses.update(loss.item(), len(batch))
         batch_time.update(time.perf_counter() - end)
         end = time.perf_counter()
-        _log_step(epoch, step, len(loader), batch_time, data_time, losses)
+        _log_step(epoch, step, len(loader), batch_time, data_time, losses, stage="reconstruction")
     return losses.average
 
 
@@ -155,8 +155,8 @@ def evaluate(model: ConvAutoencoder, images: torch.Tensor, config: TrainingConfi
         losses.update(F.mse_loss(model(batch), batch).item(), len(batch))
         batch_time.update(time.perf_counter() - end)
         end = time.perf_counter()
-        log.info(f"TrainVal: [{step}/{len(loader)}]  Time {batch_time.format(3)}  Loss {losses.format(4)}")
-    log.info(f" * Loss {losses.average:.3f}")
+        log.info(f"TrainVal: [{step}/{len(loader)}]  Time {batch_time.format(3)}  Loss {losses.format(4)}", stage="reconstruction")
+    log.info(f" * Loss {losses.average:.3f}", stage="reconstruction")
     return losses.average
 
 

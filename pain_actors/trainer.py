@@ -51,7 +51,11 @@ class Trainer(PainActor):
 
     def receiveMsg_TrainRequest(self, message: TrainRequest, sender: ActorAddress) -> None:
         if self.thread is not None and self.thread.is_alive():
-            self.send(sender, RequestFailed(message.request_id, 409, f"training run {self.run.run_id} is still running"))
+            error = (
+                f"training run {self.run.run_id} is still running; wait for it to end, "
+                "or cancel it with POST /api/train/cancel (pain train --cancel)"
+            )
+            self.send(sender, RequestFailed(message.request_id, 409, error))
             return
         if message.resume is not None and not resumable_run(self.data_dir, message.resume):
             self.send(sender, RequestFailed(message.request_id, 404, f"resume: run {message.resume!r} left no checkpoint"))

@@ -208,7 +208,7 @@ async def reload(request: web.Request) -> web.Response:
 async def train(request: web.Request) -> web.Response:
     """POST /api/train (admin): start a training run, or {"resume": RUN_ID} to continue one."""
     require_admin(request)
-    body = await _json_body(request)
+    body = await _json_body(request, ("resume",), " (training settings come from [training] in the server's configuration)")
     resume = body.get("resume")
     if resume is not None and (not isinstance(resume, str) or not resume.isalnum()):
         return json_error(400, "resume: must be the run_id of an earlier run, as returned by POST /api/train")
@@ -222,7 +222,7 @@ async def train(request: web.Request) -> web.Response:
 async def cancel_training(request: web.Request) -> web.Response:
     """POST /api/train/cancel (admin): stop the running training run, or {"run_id": ID} to name it."""
     require_admin(request)
-    body = await _json_body(request)
+    body = await _json_body(request, ("run_id",))
     run_id = body.get("run_id")
     if run_id is not None and (not isinstance(run_id, str) or not run_id.isalnum()):
         return json_error(400, "run_id: must be the run_id of the running run, as returned by POST /api/train")
@@ -292,7 +292,8 @@ def require_admin(request: web.Request) -> None:
         raise web.HTTPUnauthorized(text="Authorization: the admin token is wrong", headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _json_body(request: web.Request) -> dict:
+async def _json_body(request: web.Request, fields: tuple[str, ...] | None = None, hint: str = "") -> dict:
+    """Read an optional JSON object body; with `fields`, any other key is a 400 that names it."""
     if not request.can_read_body:
         return {}
     try:
@@ -301,6 +302,10 @@ async def _json_body(request: web.Request) -> dict:
         raise web.HTTPBadRequest(text="body: not valid JSON; send a JSON object or no body") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body: must be a JSON object")
+    unknown = sorted(set(body) - set(fields)) if fields is not None else []
+    if unknown:
+        accepted = ", ".join(f'"{name}"' for name in fields)
+        raise web.HTTPBadRequest(text=f"{unknown[0]}: unknown field; this endpoint takes only {accepted}{hint}")
     return body
 
 

@@ -10,6 +10,7 @@ interrupted run can resume. Nothing is published until the run completes.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -140,8 +141,10 @@ def run_training(
             "paintings": len(service.recognizer),
             "source": "training",
             "run_id": progress.run_id,
-            "best_val_loss": history.best_val_loss,
+            # None when no reconstruction epoch ran: JSON has no infinity.
+            "best_val_loss": history.best_val_loss if math.isfinite(history.best_val_loss) else None,
             "epochs": len(history.epochs),
+            "head_epochs": training.head_epochs if CHECKPOINT_KEY in trained else 0,
         }
 
     store = ModelStore(data_dir)

@@ -69,10 +69,18 @@ def test_cancelled_run_publishes_nothing(data_dir):
         code, error = server.call("POST", "/api/train/cancel", {})
         assert code == 409
         assert "no training run" in error["error"]
+        # Training settings come from the server's configuration, not from the request.
+        code, error = server.call("POST", "/api/train", {"epochs": 5})
+        assert code == 400
+        assert error["error"].startswith('epochs: unknown field; this endpoint takes only "resume"')
+        assert server.status()["training"] == {"state": "idle"}
 
         code, started = server.call("POST", "/api/train", {})
         assert code == 202
         wait_until(lambda: server.status()["training"].get("done", 0) >= 1, 120)
+        code, error = server.call("POST", "/api/train", {})
+        assert code == 409
+        assert "pain train --cancel" in error["error"]
 
         code, error = server.call("POST", "/api/train/cancel", {"run_id": "othertrainingrun"})
         assert code == 409

@@ -17,6 +17,7 @@ from model.train_head import HeadConfig, simulate_photo, train_head
 from model.verify import Verification
 
 EPOCH_LINE = re.compile(r"^Epoch: \[\d+\]\[\d+/\d+\]  Time \d+\.\d{3} \(\d+\.\d{3}\)  Data \d+\.\d{3} \(\d+\.\d{3}\)  Loss \d+\.\d{4} \(\d+\.\d{4}\)$")
+VAL_LINE = re.compile(r"^TrainVal: \[1/1\]  Time \d+\.\d{3} \(\d+\.\d{3}\)  Loss \d+\.\d{4} \(\d+\.\d{4}\)$")
 SEEDS = range(200, 212)
 
 
@@ -61,6 +62,9 @@ def test_training_logs_epochs_in_the_reference_format(trained):
     assert len(steps) == 80 * 2  # 12 paintings in batches of 8
     assert all(EPOCH_LINE.match(line) for line in steps), steps[:3]
     assert all(entry.get("stage") == "head" for entry in logs if entry["event"].startswith("Epoch:"))
+    validations = [entry["event"] for entry in logs if entry["event"].startswith("TrainVal:")]
+    assert len(validations) == 80
+    assert all(VAL_LINE.match(line) for line in validations), validations[:3]
 
 
 def test_cancelled_head_training_raises(backbone, collection):

@@ -23,7 +23,7 @@ def test_training_logs_epochs_in_the_reference_format(paintings, tmp_path):
     with capture_logs() as logs:
         _, history = train(paintings, TrainingConfig(epochs=2, contrastive_epochs=1, batch_size=4), tmp_path)
     events = [entry["event"] for entry in logs]
-    reconstruction = [e for e, entry in zip(events, logs) if e.startswith("Epoch:") and "stage" not in entry]
+    reconstruction = [e for e, entry in zip(events, logs) if e.startswith("Epoch:") and entry.get("stage") == "reconstruction"]
     assert len(reconstruction) == 4  # 2 epochs of 2 batches (5 training paintings, batch 4)
     assert all(EPOCH_LINE.match(line) for line in reconstruction), reconstruction
     assert [e for e in events if e.startswith("TrainVal:")] and all(VAL_LINE.match(e) for e in events if e.startswith("TrainVal:"))

@@ -1,5 +1,6 @@
 """A training run in this process, as the trainer actor runs it on its background thread."""
 
+import json
 import threading
 
 import pytest
@@ -47,3 +48,20 @@ def test_epochs_run_with_training_threads(small_dataset, tmp_path, monkeypatch):
     assert seen == [1]
     assert version == "v0002"
     assert ModelStore(data_dir).target() == "v0002"
+    meta = ModelStore(data_dir).meta("v0002")
+    assert meta["epochs"] == 2
+    assert meta["head_epochs"] == 2
+
+
+def test_run_without_reconstruction_epochs_writes_valid_meta(small_dataset, tmp_path):
+    data_dir = tmp_path / "data"
+    engine = Config().engine
+    EngineHost(data_dir, engine).import_dataset(str(small_dataset), "museum-1")
+    training = TrainingSettings(threads=1, epochs=0, contrastive_epochs=0, batch_size=2, head_epochs=0)
+
+    version = run_training(data_dir, engine, training, RunProgress(run_id="run2"), threading.Event())
+
+    text = (ModelStore(data_dir).path(version) / "meta.json").read_text()
+    meta = json.loads(text, parse_constant=lambda name: pytest.fail(f"meta.json has {name}, which is not JSON"))
+    assert meta["best_val_loss"] is None
+    assert meta["head_epochs"] == 0
