@@ -237,12 +237,28 @@ DOCUMENT: dict = {
             "post": {
                 "operationId": "train",
                 "summary": "Admin: start a training run; its model version is served once it finishes",
+                "description": "Training settings come from [training] in the server's configuration. "
+                "Send {\"resume\": RUN_ID} to continue a run that was killed or cancelled.",
                 "security": ADMIN,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"resume": {"type": "string", "pattern": "^[A-Za-z0-9]+$"}},
+                            }
+                        }
+                    },
+                },
                 "responses": {
                     "202": _json(
                         "run started",
                         {"type": "object", "required": ["run_id"], "properties": {"run_id": {"type": "string"}}},
                     ),
+                    "400": _error("invalid JSON body, unknown field or resume value"),
+                    "404": _error("the run to resume left no checkpoint"),
                     "409": _error("a training run is already in progress"),
                     "503": _error("the trainer did not answer in time"),
                     **ADMIN_ERRORS,
