@@ -1,4 +1,4 @@
-"""What training adds: the same queries with and without a training run's embeddings, on one index.
+"""Gain from training: the same queries with and without a training run's embeddings, on one index.
 
 A collection that was never trained has no autoencoder and no museum embedding: its shortlists
 come from CNN cells, SIFT and the backbone's embedding. A training run adds two embeddings to

@@ -197,11 +197,7 @@ def train_contrastive_epoch(
     """One instance-discrimination epoch: every painting once, two photo views each; return the mean loss."""
     model.train()
     batch_time, data_time, losses = AverageMeter(), AverageMeter(), AverageMeter()
-    order = rng.permutation(len(paintings))
-    groups = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
-    # A batch of one painting has no negatives: fold a short last batch into the one before.
-    if len(groups) > 1 and len(groups[-1]) < 2:
-        groups[-2] = np.concatenate([groups[-2], groups.pop()])
+    groups = painting_groups(len(paintings), config.batch_size, rng)
     end = time.perf_counter()
     for step, group in enumerate(groups, start=1):
         first = torch.stack([photo_view(paintings[i], rng) for i in group])
@@ -231,6 +227,19 @@ def evaluate_contrastive(model: ConvAutoencoder, paintings: Sequence[np.ndarray]
     accuracy = (nearest == torch.arange(len(paintings))).float().mean().item()
     log.info(f" * Acc@1 {accuracy:.3f}", stage="contrastive")
     return accuracy
+
+
+def painting_groups(count: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle painting positions into batches, none of a single painting while count >= 2.
+
+    A batch of one painting has no other painting to contrast with, so a short last batch is
+    folded into the one before.
+    """
+    order = rng.permutation(count)
+    groups = [order[start : start + batch_size] for start in range(0, count, batch_size)]
+    if len(groups) > 1 and len(groups[-1]) < 2:
+        groups[-2] = np.concatenate([groups[-2], groups.pop()])
+    return groups
 
 
 def save_checkpoint(path: Path, model: ConvAutoencoder, optimizer: torch.optim.Optimizer, state: dict) -> None:

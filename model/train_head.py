@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from model.features import DenseExtractor
 from model.museum_head import MuseumHead
 from model.synthetic import photograph
-from model.train_autoencoder import AverageMeter, TrainingError, _log_step
+from model.train_autoencoder import AverageMeter, TrainingError, _log_step, painting_groups
 
 log = structlog.get_logger(__name__)
 
@@ -102,11 +102,7 @@ def train_head_epoch(
     """One epoch: every painting once, with one of its training photos; return the mean loss."""
     head.train()
     batch_time, data_time, losses = AverageMeter(), AverageMeter(), AverageMeter()
-    order = rng.permutation(len(described.references))
-    groups = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
-    # A batch of one painting has no other painting to pick: fold it into the one before.
-    if len(groups) > 1 and len(groups[-1]) < 2:
-        groups[-2] = np.concatenate([groups[-2], groups.pop()])
+    groups = painting_groups(len(described.references), config.batch_size, rng)
     training_photos = config.photos - 1
     end = time.perf_counter()
     for step, group in enumerate(groups, start=1):
@@ -131,7 +127,7 @@ def train_head_epoch(
 
 @torch.no_grad()
 def evaluate_head(head: MuseumHead, described: Described, config: HeadConfig) -> tuple[float, float]:
-    """Loss and top-1 accuracy of each painting's held-out photo against the whole collection."""
+    """Return the loss and top-1 accuracy of each painting's held-out photo against the whole collection."""
     head.eval()
     started = time.perf_counter()
     references = _embed(head, described.references)
