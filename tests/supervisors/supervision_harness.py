@@ -108,7 +108,8 @@ def process_start_time(pid: int) -> int | None:
     """Return the start time of a process from /proc (clock ticks after boot), or None if it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # ProcessLookupError: the process exited between opening the file and reading it.
         return None
     # The command name in brackets may contain spaces, so split after its last ")".
     fields = stat.rsplit(")", 1)[1].split()
@@ -127,7 +128,8 @@ def process_is_gone(pid: int) -> bool:
         return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # ProcessLookupError: the process exited between opening the file and reading it.
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
