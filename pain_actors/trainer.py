@@ -30,7 +30,7 @@ from pain_actors.messages import (
 )
 from workers.model_store import ModelStore
 from workers.database import open_database
-from workers.training import Cancelled, RunProgress, TrainingError, resumable_run, run_training
+from workers.training import Cancelled, RunProgress, TrainingError, check_trainable, resumable_run, run_training
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +59,14 @@ class Trainer(PainActor):
             return
         if message.resume is not None and not resumable_run(self.data_dir, message.resume):
             self.send(sender, RequestFailed(message.request_id, 404, f"resume: run {message.resume!r} left no checkpoint"))
+            return
+        try:
+            # A collection too small to train on is refused at once, so the caller gets the reason
+            # with its answer instead of a run that fails a moment later.
+            check_trainable(self.data_dir, self.database_url)
+        except TrainingError as error:
+            log.info("training_refused", request_id=message.request_id, error=str(error))
+            self.send(sender, RequestFailed(message.request_id, 409, str(error)))
             return
         run = RunProgress(run_id=message.resume or uuid.uuid4().hex[:12])
         self.run = run

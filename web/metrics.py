@@ -8,6 +8,7 @@ the actors at each scrape, the same way GET /api/status reads them.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
@@ -23,6 +24,7 @@ log = structlog.get_logger(__name__)
 UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TRAINING_STATES = ("idle", "running", "succeeded", "failed", "cancelled", "unknown")
+TRAINING_STAGES = ("reconstruction", "contrastive", "head")  # the `stage` of epoch records
 VERSION_NUMBER = re.compile(r"^v(\d+)$")
 
 
@@ -78,11 +80,13 @@ class Metrics:
         self.training_progress = Gauge(
             "pain_training_progress", "Progress of the latest training run, from 0 to 1", registry=self.registry
         )
+        # Losses of the stages of a run (reconstruction, contrastive, head) have different scales,
+        # so each series carries its stage and a graph does not join one stage's curve to the next.
         self.training_epoch = Gauge(
-            "pain_training_epoch", "Last finished epoch of the latest training run", registry=self.registry
+            "pain_training_epoch", "Last finished epoch of the latest training run", ("stage",), registry=self.registry
         )
         self.training_loss = Gauge(
-            "pain_training_loss", "Loss of the last finished epoch", ("split",), registry=self.registry
+            "pain_training_loss", "Loss of the last finished epoch", ("stage", "split"), registry=self.registry
         )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -123,13 +127,16 @@ class Metrics:
             self.training_state.labels(name).set(1 if name == state else 0)
         self.training_progress.set(training.get("progress") or 0.0)
         epochs = training.get("epochs") or []
-        self.training_epoch.set(epochs[-1].get("epoch", len(epochs)) if epochs else 0)
+        self.training_epoch.clear()
         self.training_loss.clear()
         if epochs:
+            last = epochs[-1]
+            stage = last.get("stage") if last.get("stage") in TRAINING_STAGES else "unknown"
+            self.training_epoch.labels(stage).set(last.get("epoch", len(epochs)))
             for split in ("train", "val"):
-                value = epochs[-1].get(f"{split}_loss")
-                if isinstance(value, (int, float)):
-                    self.training_loss.labels(split).set(value)
+                value = last.get(f"{split}_loss")
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self.training_loss.labels(stage, split).set(value)
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -259,7 +259,7 @@ DOCUMENT: dict = {
                     ),
                     "400": _error("invalid JSON body, unknown field or resume value"),
                     "404": _error("the run to resume left no checkpoint"),
-                    "409": _error("a training run is already in progress"),
+                    "409": _error("a training run is already in progress, or the collection has fewer than 2 paintings with an image"),
                     "503": _error("the trainer did not answer in time"),
                     **ADMIN_ERRORS,
                 },

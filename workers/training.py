@@ -27,6 +27,13 @@ log = structlog.get_logger(__name__)
 RUNS_DIR = "training"
 MIN_PAINTINGS = 2  # one to train on and one to validate on
 
+# The training page's words for each stage of a run, by the `stage` of its epoch records.
+STEPS = {
+    "reconstruction": "autoencoder: reconstruction epochs",
+    "contrastive": "autoencoder: contrastive epochs on simulated photos",
+    "head": "museum embedding: epochs",
+}
+
 
 class TrainingError(RuntimeError):
     """A run that cannot produce a version; the message states the reason and the fix."""
@@ -45,6 +52,7 @@ class RunProgress:
     phase: str = "starting"  # starting, training, indexing, publishing, done; done/total count epochs, then paintings
     done: int = 0
     total: int = 0
+    step: str = ""  # what the run does now, in words for the training page (see STEPS)
     version: str | None = None
     error: str | None = None
     epochs: list[dict] = field(default_factory=list)
@@ -56,6 +64,7 @@ class RunProgress:
             "run_id": self.run_id,
             "state": self.state,
             "phase": self.phase,
+            "step": self.step,
             "progress": round(self.done / self.total, 3) if self.total else 0.0,
             "done": self.done,
             "total": self.total,
@@ -92,13 +101,8 @@ def run_training(
     # Bound the epochs too, not only the re-indexing, so predictors keep their CPU share.
     configure_threads(training.threads)
     catalogue = Catalogue(data_dir, database_url)
-    paintings = [catalogue.get(painting_id) for painting_id in catalogue.ids()]
-    paintings = [p for p in paintings if p is not None and catalogue.image_path(p.image) is not None]
-    if len(paintings) < MIN_PAINTINGS:
-        raise TrainingError(
-            f"the collection has {len(paintings)} painting(s) with an image; training needs at least "
-            f"{MIN_PAINTINGS}: upload or import paintings first"
-        )
+    # Checked again here: paintings may have been deleted since the run was accepted.
+    paintings = trainable_paintings(catalogue)
 
     images = [decode_image(catalogue.image_path(p.image).read_bytes(), settings.max_pixels) for p in paintings]
     config = training_config(training)
@@ -108,14 +112,17 @@ def run_training(
     def on_epoch(record: dict) -> None:
         progress.epochs.append(record)
         progress.done = len(progress.epochs)
+        progress.step = STEPS.get(record.get("stage", ""), progress.step)
 
     work_dir = data_dir / RUNS_DIR / progress.run_id
     work_dir.mkdir(parents=True, exist_ok=True)
+    progress.step = "autoencoder: loading images and checkpoint"
     model, history = train(images, config, work_dir, on_epoch=on_epoch, should_stop=cancel.is_set)
     trained = {"model": model.state_dict(), "history": history.epochs}
 
     service = RecognitionService(settings)
     if training.head_epochs > 0:
+        progress.step = "museum embedding: describing paintings and simulated photos"
         extractor = DenseExtractor(service.recognizer.backbone, settings.dense_side)
         head = train_head(images, extractor, head_config, on_epoch=on_epoch, should_stop=cancel.is_set)
         trained[CHECKPOINT_KEY] = head_state(head)
@@ -124,6 +131,7 @@ def run_training(
 
     # Every painting is described again: its embeddings come from the new weights.
     progress.phase, progress.done, progress.total = "indexing", 0, len(paintings)
+    progress.step = "indexing paintings with the new models"
     service.recognizer = service.new_recognizer(trained_models(checkpoint))
     for painting, image in zip(paintings, images):
         if cancel.is_set():
@@ -132,7 +140,7 @@ def run_training(
         progress.done += 1
     service.recognizer.finish_bulk_load()
 
-    progress.phase = "publishing"
+    progress.phase, progress.step = "publishing", "publishing the new model version"
 
     def write(directory: Path) -> dict:
         service.save(directory)
@@ -151,6 +159,27 @@ def run_training(
     version = store.publish(write)
     store.set_target(version)
     return version
+
+
+def trainable_paintings(catalogue: Catalogue) -> list:
+    """Return the paintings whose image file is present; raise TrainingError when too few are."""
+    paintings = [catalogue.get(painting_id) for painting_id in catalogue.ids()]
+    paintings = [p for p in paintings if p is not None and catalogue.image_path(p.image) is not None]
+    if len(paintings) < MIN_PAINTINGS:
+        raise TrainingError(
+            f"the collection has {len(paintings)} painting(s) with an image; training needs at least "
+            f"{MIN_PAINTINGS}: upload or import paintings first"
+        )
+    return paintings
+
+
+def check_trainable(data_dir: Path, database_url: str = "") -> None:
+    """Raise TrainingError when the collection is too small to train on, before a run starts."""
+    catalogue = Catalogue(data_dir, database_url)
+    try:
+        trainable_paintings(catalogue)
+    finally:
+        catalogue.close()
 
 
 def training_config(training):

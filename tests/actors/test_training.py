@@ -78,6 +78,8 @@ def test_cancelled_run_publishes_nothing(data_dir):
         code, started = server.call("POST", "/api/train", {})
         assert code == 202
         wait_until(lambda: server.status()["training"].get("done", 0) >= 1, 120)
+        # The status names the step in words, for the training page.
+        assert server.status()["training"]["step"].startswith(("autoencoder: ", "museum embedding: "))
         code, error = server.call("POST", "/api/train", {})
         assert code == 409
         assert "pain train --cancel" in error["error"]
@@ -114,9 +116,11 @@ def test_training_a_tiny_collection_fails_with_a_message(tmp_path, small_dataset
     for painting_id in host.catalogue.ids()[1:]:
         host.catalogue.delete(painting_id, "museum-1")
     with LiveServer(data_dir, predictors=1) as server:
-        assert server.call("POST", "/api/train", {})[0] == 202
-        wait_until(lambda: server.status()["training"]["state"] == "failed", 60)
-        assert "at least 2" in server.status()["training"]["error"]
+        code, answer = server.call("POST", "/api/train", {})
+        assert code == 409
+        assert "has 1 painting(s) with an image; training needs at least 2" in answer["error"]
+        # Refused before it started: no run, no version.
+        assert server.status()["training"]["state"] == "idle"
         assert versions(data_dir) == ["v0001"]
 
 

@@ -176,3 +176,26 @@ def test_metrics_count_a_predictor_restart(server):
     samples = scrape(server)
     assert samples[("pain_actor_restarts", (("actor", "predictors"),))] == 0
     assert samples[("pain_root_restarts", ())] == 0
+
+
+def test_training_series_carry_their_stage():
+    from prometheus_client.exposition import generate_latest
+
+    from web.metrics import Metrics
+
+    metrics = Metrics()
+    epochs = [
+        {"stage": "reconstruction", "epoch": 59, "train_loss": 0.61, "val_loss": 0.66},
+        {"stage": "head", "epoch": 3, "train_loss": 2.5, "val_loss": float("nan")},
+    ]
+    metrics.update_from_status({"training": {"state": "running", "progress": 0.5, "epochs": epochs}})
+    samples = {}
+    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+
+    assert samples[("pain_training_epoch", (("stage", "head"),))] == 3
+    assert samples[("pain_training_loss", (("split", "train"), ("stage", "head")))] == 2.5
+    # A loss that is not a number is left out, and the earlier stage's series are gone.
+    assert not any(name == "pain_training_loss" and ("split", "val") in labels for name, labels in samples)
+    assert not any(("stage", "reconstruction") in labels for _, labels in samples)
