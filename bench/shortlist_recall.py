@@ -13,6 +13,12 @@ painting, finds the rank of its first expected painting in each candidate list o
 - regions: the best rank over the framed regions' CNN cell votes (engine.shortlist each);
 - any: the painting is in at least one list within the length the engine verifies.
 
+With `--checkpoint FILE` (a model version's autoencoder.pt), the index carries that training
+run's embeddings, and three more lists are ranked: "autoencoder" and "museum embedding", the
+whole photo's Annoy neighbours of each (engine.embedding_shortlist are added), and "any trained",
+which is "any" with those two lists added. "any" and "any trained" are then the first stage of the
+engine before and after training.
+
 Each --variant runs the same queries with some search settings changed, e.g.
 `--variant wide:dense_neighbours=16,hnsw_ef_search=64`. Settings that change the stored index are
 rejected. `hnsw_ef_search` is the breadth up to 1 million descriptors, which the engine's growth
@@ -21,6 +27,8 @@ per query and shared by the variants unless a variant changes how they are compu
 
     .venv/bin/python bench/shortlist_recall.py ../shared/datasets/estensi --distractors 10000 \\
         --index-cache /tmp/pain-eval-cache --variant base: --variant wide:hnsw_ef_search=128
+    .venv/bin/python bench/shortlist_recall.py ../shared/datasets/estensi --checkpoint TRAINED.pt \
+        --index-cache /tmp/pain-eval-cache
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from model.settings import EngineSettings  # noqa: E402
 from workers.evaluation import EVAL_COLLECTION, INDEXING_SETTINGS, indexed_service  # noqa: E402
 
 RECALL_AT = (1, 5, 10, 30, 50, 100)
+SOURCES = ("dense", "sift", "embedding", "regions", "autoencoder", "museum embedding", "any", "any trained")
 # Settings that change the photo's descriptors; a variant that sets one describes photos again.
 DESCRIPTION_SETTINGS = ("photo_dense_side", "query_side", "query_sift_features", "max_regions")
 
@@ -60,6 +69,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="NAME:KEY=VALUE,... engine settings of one variant (default: one variant, the defaults)",
     )
     parser.add_argument("--kinds", nargs="+", help="only queries of these kinds (default: all that expect paintings)")
+    parser.add_argument("--checkpoint", help="trained-model file whose embeddings the index carries (default: none)")
     add_output_options(parser)
     return parser
 
@@ -80,6 +90,10 @@ def parse_variant(text: str, base: EngineSettings) -> tuple[str, EngineSettings]
 
 def main(args: argparse.Namespace) -> dict:
     base = EngineSettings()
+    if args.checkpoint:
+        if not Path(args.checkpoint).is_file():
+            raise SystemExit(f"--checkpoint: no such file: {args.checkpoint}")
+        base = dataclasses.replace(base, autoencoder_checkpoint=args.checkpoint)
     variants = [parse_variant(text, base) for text in args.variant or ["default:"]]
     dataset = read_dataset(args.dataset)
     started = time.perf_counter()
@@ -148,8 +162,23 @@ def _ranks(recognizer, index, settings: EngineSettings, whole, sift, regions, ex
         "embedding": settings.embedding_shortlist,
         "regions": settings.shortlist,
     }
-    result["any"] = 1 if any(result[k] is not None and result[k] <= limit for k, limit in limits.items()) else None
+    result["any"] = _within(result, limits)
+    if recognizer.autoencoder is not None or recognizer.museum_head is not None:
+        trained = {
+            "autoencoder": (index.autoencoder_embeddings, whole.autoencoder_embedding),
+            "museum embedding": (index.museum_embeddings, whole.museum_embedding),
+        }
+        for source, (embeddings, query) in trained.items():
+            nearest = embeddings.search(query, 100) if embeddings is not None and query is not None else []
+            result[source] = next((n for n, (key, _) in enumerate(nearest, start=1) if key in expected), None)
+            limits[source] = settings.embedding_shortlist
+        result["any trained"] = _within(result, limits)
     return result
+
+
+def _within(ranks: dict, limits: dict[str, int]) -> int | None:
+    """1 when some list ranks the painting within the length the engine verifies of it, else None."""
+    return 1 if any(ranks[k] is not None and ranks[k] <= limit for k, limit in limits.items()) else None
 
 
 def _summarise(rows: list[dict]) -> dict:
@@ -157,12 +186,13 @@ def _summarise(rows: list[dict]) -> dict:
     for kind in sorted({row["kind"] for row in rows}):
         group = [row for row in rows if row["kind"] == kind]
         summary[kind] = {"n": len(group)}
-        for source in ("dense", "sift", "embedding", "regions", "any"):
+        sources = [source for source in SOURCES if source in group[0]]
+        for source in sources:
             values = [row[source] for row in group]
             summary[kind][source] = {
                 f"@{k}": round(sum(v is not None and v <= k for v in values) / len(values), 3) for k in RECALL_AT
             }
-            if source == "any":
+            if source.startswith("any"):
                 summary[kind][source] = summary[kind][source]["@1"]
     return summary
 

@@ -1,4 +1,4 @@
-"""Autoencoder training speed: images per second and seconds per epoch, for both training stages.
+"""Training speed: seconds per epoch of the autoencoder's two stages and of the museum embedding.
 
 It renders `--paintings` generated paintings (`model.synthetic.render_painting`) and reads the
 [training] settings (batch size, learning rates, validation share) from the configuration as
@@ -10,6 +10,11 @@ functions that a training run calls (`model.train_autoencoder`):
 - contrastive: `train_contrastive_epoch` over every painting, two simulated phone photos each;
   images per second count the photos (2 per painting). `photo_view_ms` is the mean time to
   simulate one photo, which is part of every contrastive step.
+
+- museum embedding (`model.train_head`): the backbone describes `--head-sample` paintings and
+  `head_photos` simulated photos of each (`describe`), which gives the seconds per painting. That
+  description is repeated to the collection's size, and `train_head_epoch` and `evaluate_head` run
+  on it, which gives the seconds per epoch (an epoch's cost does not depend on the cells' values).
 
 A training run also evaluates photo accuracy every 10 contrastive epochs and re-describes every
 painting afterwards; neither is timed here. Medians over the measured epochs are reported.
@@ -46,7 +51,7 @@ from model.train_autoencoder import (  # noqa: E402
 from pain_actors.config import load_config  # noqa: E402
 from pain_actors.logging_setup import configure_logging  # noqa: E402
 from workers.recognition import configure_threads  # noqa: E402
-from workers.training import training_config  # noqa: E402
+from workers.training import head_training_config, training_config  # noqa: E402
 
 PHOTO_VIEW_SAMPLES = 20
 
@@ -58,6 +63,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=2, help="measured epochs of each stage (default 2)")
     parser.add_argument(
         "--config", help="TOML configuration whose [training] section is used (default: ./config.toml if present, else built-in defaults)"
+    )
+    parser.add_argument(
+        "--head-sample", type=int, default=20, help="paintings described to time the museum embedding's photos (default 20; 0 skips that stage)"
     )
     parser.add_argument("--log-level", default="warning", help="level of the training's own log lines (default warning)")
     add_output_options(parser)
@@ -75,7 +83,13 @@ def main(args: argparse.Namespace) -> dict:
         images = [render_painting(seed) for seed in range(paintings)]
         for threads in args.threads:
             progress(f"{paintings} paintings, {threads} thread(s)")
-            sizes.append(measure(images, threads, config, args.epochs))
+            result = measure(images, threads, config, args.epochs)
+            if args.head_sample > 0:
+                result["museum_embedding"] = measure_head(images, threads, training, args.epochs, args.head_sample)
+                result["estimated_run_seconds"] = (
+                    result["estimated_training_seconds"] + result["museum_embedding"]["estimated_seconds"]
+                )
+            sizes.append(result)
     return {
         "machine": machine(),
         "settings": {
@@ -87,6 +101,8 @@ def main(args: argparse.Namespace) -> dict:
             "configured_threads": training.threads,
             "configured_epochs": config.epochs,
             "configured_contrastive_epochs": config.contrastive_epochs,
+            "configured_head_epochs": training.head_epochs,
+            "configured_head_photos": training.head_photos,
             "measured_epochs": args.epochs,
         },
         "results": sizes,
@@ -159,6 +175,51 @@ def measure(paintings: list[np.ndarray], threads: int, config, epochs: int) -> d
         "others_cpu_share": others.stop(),
         "load_average_before": load_before,
         "load_average_after": load_average(),
+    }
+
+
+def measure_head(paintings: list[np.ndarray], threads: int, training, epochs: int, sample: int) -> dict:
+    """Time the museum embedding's description per painting on a sample, and its epochs at full size."""
+    import torch
+
+    from model.backbone import load_backbone
+    from model.features import DenseExtractor
+    from model.museum_head import MuseumHead
+    from model.settings import EngineSettings
+    from model.train_head import Described, describe, evaluate_head, train_head_epoch
+
+    configure_threads(threads)
+    engine = EngineSettings()
+    extractor = DenseExtractor(load_backbone(engine.backbone, engine.backbone_weights, engine.runtime, threads), engine.dense_side)
+    config = head_training_config(training)
+    rng = np.random.default_rng(config.seed)
+    sample = min(sample, len(paintings))
+    started = time.perf_counter()
+    described = describe(paintings[:sample], extractor, config, rng)
+    describe_seconds = (time.perf_counter() - started) / sample
+
+    # The sample's cells stand in for the other paintings' cells.
+    repeated = Described(
+        [described.references[i % sample] for i in range(len(paintings))],
+        [described.photos[i % sample] for i in range(len(paintings))],
+    )
+    head = MuseumHead(extractor.dim)
+    optimizer = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    per_epoch = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        train_head_epoch(head, repeated, optimizer, epoch, config, rng)
+        evaluate_head(head, repeated, config)
+        per_epoch.append(time.perf_counter() - started)
+    epoch_seconds = statistics.median(per_epoch)
+    return {
+        "sample": sample,
+        "photos_per_painting": config.photos,
+        "describe_seconds_per_painting": round(describe_seconds, 3),
+        "epoch_seconds": round(epoch_seconds, 3),
+        "per_epoch": [round(seconds, 3) for seconds in per_epoch],
+        "estimated_seconds": round(describe_seconds * len(paintings) + config.epochs * epoch_seconds),
+        "peak_rss_mib": mib(memory_of(os.getpid())["peak_rss"]),
     }
 
 

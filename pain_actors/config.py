@@ -142,6 +142,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     """
     environ = os.environ if environ is None else environ
     values: dict[str, dict] = {name: {} for name in SECTIONS}
+    # Where each set value came from, so an error names the place to fix it.
+    sources: dict[tuple[str, str], str] = {}
 
     if path is not None:
         file_path = Path(path)
@@ -155,6 +157,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             if section not in SECTIONS:
                 raise ConfigError(f"unknown config section [{section}] in {file_path}: use one of {', '.join(SECTIONS)}")
             values[section].update(table)
+            sources.update({(section, key): str(file_path) for key in table})
 
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
@@ -162,31 +165,34 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         if section in SECTIONS and key:
             values[section][key] = _parse_env(name, raw, SECTIONS[section], key)
+            sources[(section, key)] = f"environment variable {name}"
 
-    built = {section: _build(section, SECTIONS[section], table) for section, table in values.items()}
+    built = {section: _build(section, SECTIONS[section], table, sources) for section, table in values.items()}
     return Config(**built)
 
 
-def _build(section: str, cls: type, table: dict):
+def _build(section: str, cls: type, table: dict, sources: dict[tuple[str, str], str] | None = None):
     known = {f.name for f in fields(cls)}
     for key in table:
         if key not in known:
             raise ConfigError(f"unknown config key {section}.{key}: valid keys are {', '.join(sorted(known))}")
     for key, value in table.items():
+        source = (sources or {}).get((section, key))
+        name, where = f"{section}.{key}", f" (set by {source})" if source else ""
         expected = type(getattr(cls(), key))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             table[key] = value = float(value)
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-            raise ConfigError(f"{section}.{key} must be {TYPE_NAMES[expected]}, got {value!r}")
+            raise ConfigError(f"{name} must be {TYPE_NAMES[expected]}, got {value!r}{where}")
         choices = CHOICES.get((section, key))
         if choices and value not in choices:
-            raise ConfigError(f"{section}.{key} must be one of {', '.join(choices)}, got {value!r}")
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}{where}")
         if expected in (int, float) and value < 0:
-            raise ConfigError(f"{section}.{key} must not be negative, got {value!r}")
+            raise ConfigError(f"{name} must not be negative, got {value!r}{where}")
         low, high = RANGES.get((section, key), (None, None))
         if (low is not None and value < low) or (high is not None and value > high):
             allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise ConfigError(f"{section}.{key} must be {allowed}, got {value!r}")
+            raise ConfigError(f"{name} must be {allowed}, got {value!r}{where}")
     return cls(**table)
 
 

@@ -88,7 +88,7 @@ def test_index_bench_cone(tmp_path):
 
 
 def test_training_bench(tmp_path):
-    result = run_bench(tmp_path, "training", "--paintings", "4", "--threads", "1", "--epochs", "1")
+    result = run_bench(tmp_path, "training", "--paintings", "4", "--threads", "1", "--epochs", "1", "--head-sample", "2")
     (measured,) = result["results"]
     assert measured["paintings"] == 4
     assert measured["threads"] == 1
@@ -97,6 +97,13 @@ def test_training_bench(tmp_path):
     assert measured["contrastive"]["images_per_second"] > 0
     assert len(measured["contrastive"]["per_epoch"]) == 1
     assert measured["estimated_training_seconds"] >= 0
+    head = measured["museum_embedding"]
+    assert head["sample"] == 2
+    assert head["describe_seconds_per_painting"] > 0
+    assert len(head["per_epoch"]) == 1
+    # 4 paintings: the description alone takes 4 times the sample's seconds per painting.
+    assert head["estimated_seconds"] >= round(4 * head["describe_seconds_per_painting"]) - 1
+    assert measured["estimated_run_seconds"] == measured["estimated_training_seconds"] + head["estimated_seconds"]
 
 
 def test_predict_scale_bench(tmp_path, cache_dir):
@@ -196,6 +203,12 @@ def test_trained_gain_bench(tmp_path, small_dataset, monkeypatch):
     # The same trained-model file again, given by path.
     again = run_bench(tmp_path, "trained_gain", str(small_dataset), "--checkpoint", result["checkpoint"])
     assert again["trained"]["by_kind"] == result["trained"]["by_kind"]
+
+    # The first stage before and after training, from the same file.
+    recall = run_bench(tmp_path, "shortlist_recall", str(small_dataset), "--checkpoint", result["checkpoint"])
+    photo = recall["variants"]["default"]["recall"]["photo"]
+    assert photo["museum embedding"]["@100"] == 1.0  # 4 paintings: every one is within 100
+    assert photo["any trained"] >= photo["any"] == 1.0
 
 
 def test_trained_gain_rejects_missing_checkpoint(tmp_path, small_dataset):
