@@ -61,11 +61,11 @@ class Trainer(PainActor):
             self.send(sender, RequestFailed(message.request_id, 404, f"resume: run {message.resume!r} left no checkpoint"))
             return
         try:
-            # A collection too small to train on is refused at once, so the caller gets the reason
-            # with its answer instead of a run that fails a moment later.
+            # A collection too small to train on is rejected at once, so the caller gets the reason
+            # in the reply instead of a run that fails a moment later.
             check_trainable(self.data_dir, self.database_url)
         except TrainingError as error:
-            log.info("training_refused", request_id=message.request_id, error=str(error))
+            log.info("training_rejected", request_id=message.request_id, error=str(error))
             self.send(sender, RequestFailed(message.request_id, 409, str(error)))
             return
         run = RunProgress(run_id=message.resume or uuid.uuid4().hex[:12])

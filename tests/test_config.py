@@ -74,7 +74,7 @@ def test_explicit_engine_threads_are_kept():
     assert {child.start_args["engine"].threads for child in pool.start_args["child_specs"]} == {3}
 
 
-def test_out_of_range_environment_value_names_the_variable(tmp_path):
+def test_range_error_names_its_source(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(None, environ={"PAIN_TRAINING_HEAD_PHOTOS": "1"})
     assert str(caught.value) == "training.head_photos must be from 2 to 64, got 1 (set by environment variable PAIN_TRAINING_HEAD_PHOTOS)"
