@@ -249,6 +249,13 @@ def save_checkpoint(path: Path, model: ConvAutoencoder, optimizer: torch.optim.O
     temporary.replace(path)
 
 
+def checkpoint_history(path: Path) -> list[dict]:
+    """Return the epoch records saved in a run's checkpoint, or [] when there is none."""
+    if not path.is_file():
+        return []
+    return list(torch.load(path, map_location="cpu", weights_only=False)["history"].epochs)
+
+
 def train(
     paintings: Sequence[np.ndarray],
     config: TrainingConfig,

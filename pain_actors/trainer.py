@@ -45,6 +45,7 @@ class Trainer(PainActor):
         self.engine = replace(start_args["engine"], threads=start_args["training"].threads)
         self.training = start_args["training"]
         ModelStore(self.data_dir).remove_staging(older_than=STALE_STAGING_SECONDS)
+        self._mark_interrupted_runs()
         self.run: RunProgress | None = None
         self.cancel = threading.Event()
         self.thread: threading.Thread | None = None
@@ -57,9 +58,12 @@ class Trainer(PainActor):
             )
             self.send(sender, RequestFailed(message.request_id, 409, error))
             return
-        if message.resume is not None and not resumable_run(self.data_dir, message.resume):
-            self.send(sender, RequestFailed(message.request_id, 404, f"resume: run {message.resume!r} left no checkpoint"))
-            return
+        if message.resume is not None:
+            failure = self._resume_failure(message.resume)
+            if failure is not None:
+                log.info("training_resume_rejected", request_id=message.request_id, run_id=message.resume, error=failure[1])
+                self.send(sender, RequestFailed(message.request_id, *failure))
+                return
         try:
             # A collection too small to train on is rejected at once, so the caller gets the reason
             # in the reply instead of a run that fails a moment later.
@@ -79,7 +83,7 @@ class Trainer(PainActor):
 
     def receiveMsg_CancelTraining(self, message: CancelTraining, sender: ActorAddress) -> None:
         if self.thread is None or not self.thread.is_alive() or self.run is None:
-            self.send(sender, RequestFailed(message.request_id, 409, "no training run is running"))
+            self.send(sender, RequestFailed(message.request_id, 409, "no training run is running, so there is nothing to cancel"))
             return
         if message.run_id is not None and message.run_id != self.run.run_id:
             error = f"run_id: {message.run_id!r} is not running; the running run is {self.run.run_id}"
@@ -91,8 +95,12 @@ class Trainer(PainActor):
         self.send(sender, TrainingCancelling(message.request_id, self.run.run_id))
 
     def _run(self, run: RunProgress, cancel: threading.Event) -> None:
+        # Every log line of the run, the epoch lines included, carries its id.
+        structlog.contextvars.bind_contextvars(run_id=run.run_id)
         try:
-            run.version = run_training(self.data_dir, self.engine, self.training, run, cancel, self.database_url)
+            run.version = run_training(
+                self.data_dir, self.engine, self.training, run, cancel, self.database_url, on_epoch=lambda: self._record(run)
+            )
             run.state, run.phase = "succeeded", "done"
             log.info("training_succeeded", run_id=run.run_id, version=run.version)
         except (Cancelled, InterruptedError):
@@ -105,8 +113,55 @@ class Trainer(PainActor):
             run.state, run.error = "failed", f"{type(error).__name__}: {error}"
             log.exception("training_crashed", run_id=run.run_id)
         finally:
-            run.finished_at = time.time()
+            run.finished_at, run.step = time.time(), ""
             self._record(run)
+            structlog.contextvars.unbind_contextvars("run_id")
+
+    def _resume_failure(self, run_id: str) -> tuple[int, str] | None:
+        """Return (status, message) when the run cannot be resumed, else None."""
+        recorded = self._recorded_run(run_id)
+        if recorded is not None and recorded["state"] == "succeeded":
+            return 409, (
+                f"resume: run {run_id} already succeeded and published {recorded['version']}; "
+                "start a new run with POST /api/train (pain train)"
+            )
+        if not resumable_run(self.data_dir, run_id):
+            return 404, (
+                f"resume: no checkpoint of run {run_id!r}: the run does not exist or ended before its first epoch; "
+                "start a new run with POST /api/train (pain train)"
+            )
+        return None
+
+    def _recorded_run(self, run_id: str) -> dict | None:
+        try:
+            database = open_database(self.data_dir, self.database_url)
+            try:
+                return database.get_run(run_id)
+            finally:
+                database.close()
+        except Exception as error:
+            log.error("training_run_not_read", run_id=run_id, error=f"{type(error).__name__}: {error}")
+            return None
+
+    def _mark_interrupted_runs(self) -> None:
+        """Record runs left "running" by an earlier trainer process as interrupted, with how to resume them.
+
+        Only one trainer runs per service, so at its start no run of this data directory is running.
+        """
+        try:
+            database = open_database(self.data_dir, self.database_url)
+            try:
+                for run_id in database.running_run_ids():
+                    error = (
+                        "the trainer stopped during this run (server restart or crash); continue it with "
+                        f"pain train --resume {run_id} (POST /api/train {{\"resume\": \"{run_id}\"}})"
+                    )
+                    database.update_run(run_id, state="interrupted", error=error, finished_at=datetime.now(timezone.utc))
+                    log.warning("training_run_interrupted", run_id=run_id, resumable=resumable_run(self.data_dir, run_id))
+            finally:
+                database.close()
+        except Exception as error:
+            log.error("training_runs_not_checked", error=f"{type(error).__name__}: {error}")
 
     def _record(self, run: RunProgress, created: bool = False) -> None:
         """Write the run's state to the database; a database error is logged, never fatal to the run."""
@@ -126,8 +181,37 @@ class Trainer(PainActor):
             log.error("training_run_not_recorded", run_id=run.run_id, error=f"{type(error).__name__}: {error}")
 
     def receiveMsg_StatusRequest(self, message: StatusRequest, sender: ActorAddress) -> None:
-        state = {"state": "idle"} if self.run is None else self.run.as_dict()
+        if self.run is not None:
+            state = self.run.as_dict()
+        else:
+            # Idle since this trainer started: the newest recorded run shows an operator what
+            # happened before, such as a run that a restart interrupted.
+            state = {"state": "idle"}
+            last = self._last_run()
+            if last is not None:
+                state["last_run"] = last
         self.send(sender, StatusReport(message.request_id, state))
+
+    def _last_run(self) -> dict | None:
+        try:
+            database = open_database(self.data_dir, self.database_url)
+            try:
+                runs = database.list_runs(limit=1)
+            finally:
+                database.close()
+        except Exception as error:
+            log.error("training_runs_not_read", error=f"{type(error).__name__}: {error}")
+            return None
+        if not runs:
+            return None
+        run = runs[0]
+        return {
+            "run_id": run["run_id"],
+            "state": run["state"],
+            "version": run["version"],
+            "error": run["error"],
+            "resumable": run["state"] != "succeeded" and resumable_run(self.data_dir, run["run_id"]),
+        }
 
     def terminate(self) -> None:
         self.cancel.set()

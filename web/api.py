@@ -194,7 +194,7 @@ async def training_status(app: web.Application) -> dict:
 async def reload(request: web.Request) -> web.Response:
     """POST /api/reload (admin): move predictors, one at a time, to a version (default: the newest)."""
     require_admin(request)
-    body = await _json_body(request)
+    body = await _json_body(request, ("version",))
     version = body.get("version")
     if version is not None and not isinstance(version, str):
         return json_error(400, "version: must be a string such as \"v0003\"; leave it out for the newest")
@@ -236,7 +236,7 @@ async def cancel_training(request: web.Request) -> web.Response:
 async def kill_actor(request: web.Request) -> web.Response:
     """POST /api/admin/kill (admin): fault injection, {"actor": NAME, "mode": "sigkill"|"raise"}."""
     require_admin(request)
-    body = await _json_body(request)
+    body = await _json_body(request, ("actor", "mode"))
     name, mode = body.get("actor"), body.get("mode", "sigkill")
     if not isinstance(name, str) or not name:
         return json_error(400, "actor: missing; name one, e.g. \"predictor-1\", \"coordinator\" or \"pain\"")

@@ -29,7 +29,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--port", type=int, help="TCP port (overrides server.port)")
+    serve.add_argument("--port", type=_port, help="TCP port from 1 to 65535 (overrides server.port)")
 
     evaluate = commands.add_parser("eval", help="measure recognition on a dataset directory")
     evaluate.add_argument("dataset", help="dataset directory (layout in docs/datasets.md)")
@@ -149,6 +149,17 @@ def _admin(config: Config, method: str, path: str, body: dict | None) -> int:
     return 1
 
 
+def _port(text: str) -> int:
+    """Parse a --port value; argparse reports an ArgumentTypeError as a usage error naming the option."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, got {port}")
+    return port
+
+
 def _load(path: str | None) -> Config:
     if path:
         return load_config(path)
@@ -189,6 +200,11 @@ def _serve(config: Config, port: int | None) -> int:
 
     port = port or config.server.port
     log.info("server_starting", host=config.server.host, port=port)
+    if not config.server.admin_token:
+        log.warning(
+            "admin_token_missing",
+            detail="admin endpoints (/api/train, /api/reload, /api/status, /metrics) return 403; set PAIN_SERVER_ADMIN_TOKEN to enable them",
+        )
     try:
         # access_log=None: the app logs each request itself, as structured lines.
         web.run_app(create_app(config), host=config.server.host, port=port, print=None, access_log=None)

@@ -213,7 +213,11 @@ DOCUMENT: dict = {
                     "required": False,
                     "content": {
                         "application/json": {
-                            "schema": {"type": "object", "properties": {"version": {"type": "string", "example": "v0003"}}}
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"version": {"type": "string", "example": "v0003"}},
+                            }
                         }
                     },
                 },
@@ -315,6 +319,7 @@ DOCUMENT: dict = {
                             "schema": {
                                 "type": "object",
                                 "required": ["actor"],
+                                "additionalProperties": False,
                                 "properties": {
                                     "actor": {"type": "string", "example": "predictor-1"},
                                     "mode": {"type": "string", "enum": ["sigkill", "raise"], "default": "sigkill"},

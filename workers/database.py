@@ -380,20 +380,31 @@ class Database:
         """The newest runs first, as dicts with `epochs` decoded."""
         run = self.models.TrainingRun
         rows = run.select().order_by(run.started_at.desc(), run.run_id.desc()).limit(limit)
-        return [
-            {
-                "run_id": r.run_id,
-                "state": r.state,
-                "done": r.done,
-                "total": r.total,
-                "version": r.version,
-                "error": r.error,
-                "epochs": json.loads(r.epochs or "[]"),
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-            }
-            for r in rows
-        ]
+        return [self._run_dict(r) for r in rows]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """Return one run as `list_runs` does, or None for an unknown id."""
+        row = self.models.TrainingRun.get_or_none(self.models.TrainingRun.run_id == run_id)
+        return None if row is None else self._run_dict(row)
+
+    def running_run_ids(self) -> list[str]:
+        """Return the ids of runs recorded as running."""
+        run = self.models.TrainingRun
+        return [r.run_id for r in run.select(run.run_id).where(run.state == "running")]
+
+    @staticmethod
+    def _run_dict(row) -> dict[str, Any]:
+        return {
+            "run_id": row.run_id,
+            "state": row.state,
+            "done": row.done,
+            "total": row.total,
+            "version": row.version,
+            "error": row.error,
+            "epochs": json.loads(row.epochs or "[]"),
+            "started_at": row.started_at,
+            "finished_at": row.finished_at,
+        }
 
     def record_version(self, version: str, source: str, paintings: int = 0, run_id: str | None = None) -> None:
         """Insert a published model version, or update it when it is already recorded."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from workers.model_store import ModelStore
 log = structlog.get_logger(__name__)
 
 RUNS_DIR = "training"
+CHECKPOINT_FILE = "checkpoint.pt"  # the autoencoder's, written by model.train_autoencoder.train
 MIN_PAINTINGS = 2  # one to train on and one to validate on
 
 # The training page's words for each stage of a run, by the `stage` of its epoch records.
@@ -45,11 +47,14 @@ class Cancelled(Exception):
 
 @dataclass
 class RunProgress:
-    """A run's state as the trainer reports it; `done`/`total` count epochs, then indexed paintings."""
+    """A run's state as the trainer reports it.
+
+    `done` and `total` count over the whole run: every epoch at most, then every indexed painting.
+    """
 
     run_id: str
-    state: str = "running"  # running, succeeded, failed, cancelled
-    phase: str = "starting"  # starting, training, indexing, publishing, done; done/total count epochs, then paintings
+    state: str = "running"  # running, succeeded, failed, cancelled; "interrupted" is only recorded
+    phase: str = "starting"  # starting, training, indexing, publishing, done
     done: int = 0
     total: int = 0
     step: str = ""  # what the run does now, in words for the training page (see STEPS)
@@ -83,18 +88,20 @@ def run_training(
     progress: RunProgress,
     cancel: threading.Event,
     database_url: str = "",
+    on_epoch: Callable[[], None] | None = None,
 ) -> str:
     """Train, re-index and publish; return the new version, which also becomes the target.
 
-    `training` is the [training] section of the configuration. Raises TrainingError for a
-    collection too small to train on and Cancelled when `cancel` is set.
+    `training` is the [training] section of the configuration. `on_epoch` is called after each
+    epoch's record is added to `progress`. Raises TrainingError for a collection too small to
+    train on and Cancelled when `cancel` is set.
     """
     import torch
 
     from model.features import DenseExtractor
     from model.intake import decode_image
     from model.museum_head import CHECKPOINT_KEY, head_state
-    from model.train_autoencoder import train
+    from model.train_autoencoder import checkpoint_history, train
     from model.train_head import train_head
     from workers.recognition import AUTOENCODER_FILE, RecognitionService, configure_threads, trained_models
 
@@ -107,30 +114,37 @@ def run_training(
     images = [decode_image(catalogue.image_path(p.image).read_bytes(), settings.max_pixels) for p in paintings]
     config = training_config(training)
     head_config = head_training_config(training)
-    progress.phase, progress.total = "training", config.epochs + config.contrastive_epochs + training.head_epochs
+    # One count over the whole run, so progress only grows: every epoch at most, then every painting.
+    epoch_total = config.epochs + config.contrastive_epochs + training.head_epochs
+    progress.phase, progress.total = "training", epoch_total + len(paintings)
 
-    def on_epoch(record: dict) -> None:
+    def add_epoch(record: dict) -> None:
         progress.epochs.append(record)
         progress.done = len(progress.epochs)
         progress.step = STEPS.get(record.get("stage", ""), progress.step)
+        if on_epoch is not None:
+            on_epoch()
 
     work_dir = data_dir / RUNS_DIR / progress.run_id
     work_dir.mkdir(parents=True, exist_ok=True)
+    # A resumed run keeps the epochs it trained before it stopped, for the chart and the record.
+    progress.epochs = checkpoint_history(work_dir / CHECKPOINT_FILE)
+    progress.done = len(progress.epochs)
     progress.step = "autoencoder: loading images and checkpoint"
-    model, history = train(images, config, work_dir, on_epoch=on_epoch, should_stop=cancel.is_set)
+    model, history = train(images, config, work_dir, on_epoch=add_epoch, should_stop=cancel.is_set)
     trained = {"model": model.state_dict(), "history": history.epochs}
 
     service = RecognitionService(settings)
     if training.head_epochs > 0:
         progress.step = "museum embedding: describing paintings and simulated photos"
         extractor = DenseExtractor(service.recognizer.backbone, settings.dense_side)
-        head = train_head(images, extractor, head_config, on_epoch=on_epoch, should_stop=cancel.is_set)
+        head = train_head(images, extractor, head_config, on_epoch=add_epoch, should_stop=cancel.is_set)
         trained[CHECKPOINT_KEY] = head_state(head)
     checkpoint = work_dir / AUTOENCODER_FILE
     torch.save(trained, checkpoint)
 
     # Every painting is described again: its embeddings come from the new weights.
-    progress.phase, progress.done, progress.total = "indexing", 0, len(paintings)
+    progress.phase, progress.done = "indexing", epoch_total
     progress.step = "indexing paintings with the new models"
     service.recognizer = service.new_recognizer(trained_models(checkpoint))
     for painting, image in zip(paintings, images):
@@ -207,4 +221,4 @@ def head_training_config(training):
 
 def resumable_run(data_dir: Path, run_id: str) -> bool:
     """Return whether a run left a checkpoint to resume from."""
-    return (data_dir / RUNS_DIR / run_id / "checkpoint.pt").is_file()
+    return (data_dir / RUNS_DIR / run_id / CHECKPOINT_FILE).is_file()

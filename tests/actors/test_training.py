@@ -22,6 +22,14 @@ def test_training_run_publishes_a_version_with_its_autoencoder(data_dir):
         training = server.status()["training"]
         assert training["version"] == "v0002"
         assert [e["stage"] for e in training["epochs"]] == ["reconstruction"] * 2 + ["contrastive"] * 2 + ["head"] * 2
+        # One count over the run: 6 epochs, then the indexed paintings.
+        assert training["done"] == training["total"] > 6
+        assert training["step"] == ""
+
+        # A run that published its version is not resumed.
+        code, error = server.call("POST", "/api/train", {"resume": body["run_id"]})
+        assert code == 409
+        assert error["error"].startswith(f"resume: run {body['run_id']} already succeeded and published v0002")
         trained = torch.load(data_dir / "models" / "v0002" / "autoencoder.pt", weights_only=True)
         assert {"model", "museum_head"} <= set(trained)
         wait_until(lambda: server.status()["pool"]["predictors"][0]["version"] == "v0002", 60)
@@ -43,7 +51,14 @@ def test_trainer_killed_mid_run_publishes_nothing_and_the_run_resumes(data_dir):
         wait_until(lambda: server.status()["training"].get("done", 0) >= 2, 120)
         trainer_pid = server.call("POST", "/api/admin/kill", {"actor": "trainer"})[1]["pid"]
         wait_until(lambda: not process_alive(trainer_pid), 10)
-        wait_until(lambda: server.status()["training"] == {"state": "idle"}, 30)
+        wait_until(lambda: server.status()["training"]["state"] == "idle", 30)
+
+        # The restarted trainer recorded the run as interrupted, with the command that continues it.
+        last_run = server.status()["training"]["last_run"]
+        assert last_run["run_id"] == started["run_id"]
+        assert last_run["state"] == "interrupted"
+        assert last_run["resumable"] is True
+        assert f"pain train --resume {started['run_id']}" in last_run["error"]
 
         assert versions(data_dir) == ["v0001"]
         assert server.status()["pool"]["target_version"] == "v0001"
@@ -60,8 +75,12 @@ def test_trainer_killed_mid_run_publishes_nothing_and_the_run_resumes(data_dir):
         code, resumed = server.call("POST", "/api/train", {"resume": started["run_id"]})
         assert code == 202
         assert resumed["run_id"] == started["run_id"]
-        wait_until(lambda: server.status()["training"].get("epochs"), 60)
-        assert server.status()["training"]["epochs"][0]["epoch"] >= 2
+
+        # The resumed run keeps the epochs it trained before the kill and goes on after them.
+        wait_until(lambda: len(server.status()["training"].get("epochs", [])) >= 4, 120)
+        numbers = [record["epoch"] for record in server.status()["training"]["epochs"]]
+        assert numbers == list(range(len(numbers)))
+        assert server.call("POST", "/api/train/cancel", {})[0] == 202
 
 
 def test_cancelled_run_publishes_nothing(data_dir):
@@ -119,7 +138,7 @@ def test_training_a_tiny_collection_fails_with_a_message(tmp_path, small_dataset
         code, answer = server.call("POST", "/api/train", {})
         assert code == 409
         assert "has 1 painting(s) with an image; training needs at least 2" in answer["error"]
-        # Refused before it started: no run, no version.
+        # Rejected before it started: no run, no version.
         assert server.status()["training"]["state"] == "idle"
         assert versions(data_dir) == ["v0001"]
 

@@ -221,6 +221,7 @@ async def test_status_shows_predictors_versions_and_tree(client):
         ({"actor": "predictor-1", "mode": "gently"}, 400, "mode"),
         ({"actor": "nobody"}, 404, "nobody"),
         ({"actor": "predictors", "mode": "raise"}, 400, "sigkill"),
+        ({"actor": "predictor-1", "signal": 9}, 400, "signal: unknown field"),
     ],
 )
 async def test_kill_rejects_bad_requests(client, body, status, fragment):
@@ -233,6 +234,12 @@ async def test_reload_to_unknown_version_is_404(client):
     response = await client.post("/api/reload", json={"version": "v9999"}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status == 404
     assert "v9999" in (await response.json())["error"]
+
+
+async def test_reload_rejects_unknown_field(client):
+    response = await client.post("/api/reload", json={"foo": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == 400
+    assert (await response.json())["error"] == 'foo: unknown field; this endpoint takes only "version"'
 
 
 async def test_admin_endpoints_disabled_without_a_configured_token(data_dir):

@@ -508,6 +508,9 @@ async def test_training_page_draws_recorded_loss_curve(manager, data_dir):
     assert page.count('<polyline class="chart-') == 2
     assert "recorded-run" in page
     assert "0.4" in page  # the validation loss of epoch 3, in the table
+    # The idle trainer names the newest recorded run.
+    assert "The last recorded run, recorded-run, is" in page
+    assert "(model version v0009)" in page
 
 
 def test_loss_chart_runs_stages_one_after_another():

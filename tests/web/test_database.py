@@ -223,6 +223,12 @@ def test_runs_and_versions(tmp_path, database_url):
 
     with pytest.raises(NotFound):
         database.update_run("no-such-run", state="failed")
+
+    # One run by id, and the ids of runs still recorded as running.
+    database.record_run("run-2", total=3)
+    assert database.get_run("run-1")["version"] == "v0002"
+    assert database.get_run("no-such-run") is None
+    assert database.running_run_ids() == ["run-2"]
     with pytest.raises(ValueError, match="colour"):
         database.update_run("run-1", colour="red")
 
