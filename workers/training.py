@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 RUNS_DIR = "training"
 CHECKPOINT_FILE = "checkpoint.pt"  # the autoencoder's, written by model.train_autoencoder.train
+HEAD_FILE = "museum_head.pt"  # the museum embedding's head and its epochs, once its stage has finished
 MIN_PAINTINGS = 2  # one to train on and one to validate on
 
 # The training page's words for each stage of a run, by the `stage` of its epoch records.
@@ -136,10 +137,26 @@ def run_training(
 
     service = RecognitionService(settings)
     if training.head_epochs > 0:
-        progress.step = "museum embedding: describing paintings and simulated photos"
-        extractor = DenseExtractor(service.recognizer.backbone, settings.dense_side)
-        head = train_head(images, extractor, head_config, on_epoch=add_epoch, should_stop=cancel.is_set)
-        trained[CHECKPOINT_KEY] = head_state(head)
+        head_file = work_dir / HEAD_FILE
+        if head_file.is_file():
+            # A resumed run whose head stage had finished keeps that head and its epochs.
+            saved = torch.load(head_file, map_location="cpu", weights_only=True)
+            progress.epochs.extend(saved["epochs"])
+            progress.done = len(progress.epochs)
+            trained[CHECKPOINT_KEY] = saved["head"]
+            log.info("museum_head_resumed", run_id=progress.run_id, epochs=len(saved["epochs"]))
+        else:
+            progress.step = "museum embedding: describing paintings and simulated photos"
+            extractor = DenseExtractor(service.recognizer.backbone, settings.dense_side)
+            first_head_epoch = len(progress.epochs)
+            head = train_head(images, extractor, head_config, on_epoch=add_epoch, should_stop=cancel.is_set)
+            trained[CHECKPOINT_KEY] = head_state(head)
+            # NOTE: only a finished head stage is kept. A run stopped during the stage trains it
+            # again from the start, because its described photos are not saved (about 0.6 MB per
+            # painting with the default settings).
+            partial = head_file.with_suffix(".partial")
+            torch.save({"head": trained[CHECKPOINT_KEY], "epochs": progress.epochs[first_head_epoch:]}, partial)
+            partial.replace(head_file)
     checkpoint = work_dir / AUTOENCODER_FILE
     torch.save(trained, checkpoint)
 

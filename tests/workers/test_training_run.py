@@ -6,6 +6,7 @@ import threading
 import pytest
 import structlog
 import torch
+from structlog.testing import capture_logs
 
 import model.train_autoencoder
 from pain_actors.config import Config, TrainingSettings
@@ -65,3 +66,25 @@ def test_run_without_reconstruction_epochs_writes_valid_meta(small_dataset, tmp_
     meta = json.loads(text, parse_constant=lambda name: pytest.fail(f"meta.json has {name}, which is not JSON"))
     assert meta["best_val_loss"] is None
     assert meta["head_epochs"] == 0
+
+
+def test_resumed_run_keeps_the_finished_head(small_dataset, tmp_path):
+    data_dir = tmp_path / "data"
+    engine = Config().engine
+    EngineHost(data_dir, engine).import_dataset(str(small_dataset), "museum-1")
+    training = TrainingSettings(threads=1, epochs=1, contrastive_epochs=1, batch_size=2, head_epochs=2, head_photos=2)
+    first = RunProgress(run_id="run3")
+    assert run_training(data_dir, engine, training, first, threading.Event()) == "v0002"
+    head_file = data_dir / "training" / "run3" / "museum_head.pt"
+    assert head_file.is_file()
+
+    # The same run again, as after a kill during indexing: no epoch is trained twice.
+    again = RunProgress(run_id="run3")
+    with capture_logs() as logs:
+        assert run_training(data_dir, engine, training, again, threading.Event()) == "v0003"
+    assert not [entry for entry in logs if entry["event"].startswith("Epoch:")]
+    assert [record["stage"] for record in again.epochs] == ["reconstruction", "contrastive", "head", "head"]
+    assert again.epochs == first.epochs
+    saved = torch.load(data_dir / "models" / "v0003" / "autoencoder.pt", weights_only=True)
+    published = torch.load(data_dir / "models" / "v0002" / "autoencoder.pt", weights_only=True)
+    assert torch.equal(saved["museum_head"]["state"]["projection.weight"], published["museum_head"]["state"]["projection.weight"])
