@@ -230,7 +230,7 @@ DOCUMENT: dict = {
                             "properties": {"reload_id": {"type": "string"}, "version": {"type": "string"}},
                         },
                     ),
-                    "400": _error("invalid JSON body or version"),
+                    "400": _error("invalid JSON body, unknown field or version"),
                     "404": _error("unknown model version"),
                     "503": _error("the coordinator did not answer in time"),
                     **ADMIN_ERRORS,
@@ -263,7 +263,10 @@ DOCUMENT: dict = {
                     ),
                     "400": _error("invalid JSON body, unknown field or resume value"),
                     "404": _error("the run to resume left no checkpoint"),
-                    "409": _error("a training run is already in progress, or the collection has fewer than 2 paintings with an image"),
+                    "409": _error(
+                        "a training run is already in progress, the collection has fewer than 2 paintings with an image, "
+                        "or the run to resume already succeeded"
+                    ),
                     "503": _error("the trainer did not answer in time"),
                     **ADMIN_ERRORS,
                 },
