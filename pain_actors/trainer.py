@@ -46,6 +46,8 @@ class Trainer(PainActor):
         self.training = start_args["training"]
         ModelStore(self.data_dir).remove_staging(older_than=STALE_STAGING_SECONDS)
         self._mark_interrupted_runs()
+        # Read once: it changes only through runs of this trainer, and then `run` is reported.
+        self.last_run = self._last_run()
         self.run: RunProgress | None = None
         self.cancel = threading.Event()
         self.thread: threading.Thread | None = None
@@ -187,9 +189,8 @@ class Trainer(PainActor):
             # Idle since this trainer started: the newest recorded run shows an operator what
             # happened before, such as a run that a restart interrupted.
             state = {"state": "idle"}
-            last = self._last_run()
-            if last is not None:
-                state["last_run"] = last
+            if self.last_run is not None:
+                state["last_run"] = self.last_run
         self.send(sender, StatusReport(message.request_id, state))
 
     def _last_run(self) -> dict | None:

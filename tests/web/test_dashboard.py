@@ -10,6 +10,7 @@ import io
 import re
 
 import cv2
+import jinja2
 import numpy as np
 import pytest
 from aiohttp import ClientSession, CookieJar, FormData
@@ -17,7 +18,8 @@ from PIL import Image
 
 from live_server import LiveServer
 from model.synthetic import photograph, render_painting
-from web.charts import loss_chart_svg
+from web.app import TEMPLATES_DIR
+from web.charts import format_loss, loss_chart_svg
 from workers.database import open_database
 
 TOKEN = "dashboard-admin-token"
@@ -508,9 +510,21 @@ async def test_training_page_draws_recorded_loss_curve(manager, data_dir):
     assert page.count('<polyline class="chart-') == 2
     assert "recorded-run" in page
     assert "0.4" in page  # the validation loss of epoch 3, in the table
-    # The idle trainer names the newest recorded run.
-    assert "The last recorded run, recorded-run, is" in page
-    assert "(model version v0009)" in page
+
+
+def test_training_page_names_an_interrupted_run():
+    # The template alone: a live trainer reads the last run once, when it starts.
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    environment.filters["loss"] = format_loss
+    error = "the trainer stopped during this run (server restart or crash); continue it with pain train --resume abc123"
+    last_run = {"run_id": "abc123", "state": "interrupted", "version": None, "error": error, "resumable": True}
+    page = environment.get_template("training.html").render(
+        training={"state": "idle", "last_run": last_run}, runs=[], chart=None, epochs=[], refresh=False, museum="museum-1"
+    )
+
+    assert "No run in progress." in page
+    assert 'The last recorded run, abc123, is <span class="state state-interrupted">interrupted</span>.' in page
+    assert "pain train --resume abc123" in page
 
 
 def test_loss_chart_runs_stages_one_after_another():
