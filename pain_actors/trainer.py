@@ -7,7 +7,9 @@ staging directory is removed when the next trainer starts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 import time
 import uuid
@@ -29,7 +31,7 @@ from pain_actors.messages import (
     TrainRequest,
 )
 from workers.model_store import ModelStore
-from workers.database import open_database
+from workers.database import Database, open_database
 from workers.training import Cancelled, RunProgress, TrainingError, check_trainable, resumable_run, run_training
 
 log = structlog.get_logger(__name__)
@@ -45,9 +47,8 @@ class Trainer(PainActor):
         self.engine = replace(start_args["engine"], threads=start_args["training"].threads)
         self.training = start_args["training"]
         ModelStore(self.data_dir).remove_staging(older_than=STALE_STAGING_SECONDS)
-        self._mark_interrupted_runs()
-        # Read once: it changes only through runs of this trainer, and then `run` is reported.
-        self.last_run = self._last_run()
+        # Read once: the last run changes only through runs of this trainer, and then `run` is reported.
+        self.last_run = self._check_recorded_runs()
         self.run: RunProgress | None = None
         self.cancel = threading.Event()
         self.thread: threading.Thread | None = None
@@ -134,25 +135,30 @@ class Trainer(PainActor):
             )
         return None
 
+    @contextlib.contextmanager
+    def _database(self) -> Iterator[Database]:
+        database = open_database(self.data_dir, self.database_url)
+        try:
+            yield database
+        finally:
+            database.close()
+
     def _recorded_run(self, run_id: str) -> dict | None:
         try:
-            database = open_database(self.data_dir, self.database_url)
-            try:
+            with self._database() as database:
                 return database.get_run(run_id)
-            finally:
-                database.close()
         except Exception as error:
             log.error("training_run_not_read", run_id=run_id, error=f"{type(error).__name__}: {error}")
             return None
 
-    def _mark_interrupted_runs(self) -> None:
-        """Record runs left "running" by an earlier trainer process as interrupted, with how to resume them.
+    def _check_recorded_runs(self) -> dict | None:
+        """Mark runs left "running" by an earlier trainer process as interrupted; return the newest run.
 
         Only one trainer runs per service, so at its start no run of this data directory is running.
+        The interrupted runs' error gives the command that resumes them.
         """
         try:
-            database = open_database(self.data_dir, self.database_url)
-            try:
+            with self._database() as database:
                 for run_id in database.running_run_ids():
                     error = (
                         "the trainer stopped during this run (server restart or crash); continue it with "
@@ -160,25 +166,34 @@ class Trainer(PainActor):
                     )
                     database.update_run(run_id, state="interrupted", error=error, finished_at=datetime.now(timezone.utc))
                     log.warning("training_run_interrupted", run_id=run_id, resumable=resumable_run(self.data_dir, run_id))
-            finally:
-                database.close()
+                runs = database.list_runs(limit=1)
         except Exception as error:
             log.error("training_runs_not_checked", error=f"{type(error).__name__}: {error}")
+            return None
+        if not runs:
+            return None
+        run = runs[0]
+        return {
+            "run_id": run["run_id"],
+            "state": run["state"],
+            "version": run["version"],
+            "error": run["error"],
+            "resumable": run["state"] != "succeeded" and resumable_run(self.data_dir, run["run_id"]),
+        }
 
     def _record(self, run: RunProgress, created: bool = False) -> None:
         """Write the run's state to the database; a database error is logged, never fatal to the run."""
         try:
-            database = open_database(self.data_dir, self.database_url)
-            if created:
-                database.record_run(run.run_id, total=run.total)
-            fields = {"state": run.state, "done": run.done, "total": run.total, "error": run.error, "epochs": run.epochs}
-            if run.version:
-                fields["version"] = run.version
-                database.record_version(run.version, "training", run_id=run.run_id)
-            if run.finished_at:
-                fields["finished_at"] = datetime.fromtimestamp(run.finished_at, timezone.utc)
-            database.update_run(run.run_id, **fields)
-            database.close()
+            with self._database() as database:
+                if created:
+                    database.record_run(run.run_id, total=run.total)
+                fields = {"state": run.state, "done": run.done, "total": run.total, "error": run.error, "epochs": run.epochs}
+                if run.version:
+                    fields["version"] = run.version
+                    database.record_version(run.version, "training", run_id=run.run_id)
+                if run.finished_at:
+                    fields["finished_at"] = datetime.fromtimestamp(run.finished_at, timezone.utc)
+                database.update_run(run.run_id, **fields)
         except Exception as error:
             log.error("training_run_not_recorded", run_id=run.run_id, error=f"{type(error).__name__}: {error}")
 
@@ -192,27 +207,6 @@ class Trainer(PainActor):
             if self.last_run is not None:
                 state["last_run"] = self.last_run
         self.send(sender, StatusReport(message.request_id, state))
-
-    def _last_run(self) -> dict | None:
-        try:
-            database = open_database(self.data_dir, self.database_url)
-            try:
-                runs = database.list_runs(limit=1)
-            finally:
-                database.close()
-        except Exception as error:
-            log.error("training_runs_not_read", error=f"{type(error).__name__}: {error}")
-            return None
-        if not runs:
-            return None
-        run = runs[0]
-        return {
-            "run_id": run["run_id"],
-            "state": run["state"],
-            "version": run["version"],
-            "error": run["error"],
-            "resumable": run["state"] != "succeeded" and resumable_run(self.data_dir, run["run_id"]),
-        }
 
     def terminate(self) -> None:
         self.cancel.set()

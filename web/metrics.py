@@ -18,13 +18,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from web.api import collect_status, require_admin
+from workers.training import STEPS
 
 log = structlog.get_logger(__name__)
 
 UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TRAINING_STATES = ("idle", "running", "succeeded", "failed", "cancelled", "unknown")
-TRAINING_STAGES = ("reconstruction", "contrastive", "head")  # the `stage` of epoch records
+TRAINING_STAGES = tuple(STEPS)  # the `stage` values of epoch records
 VERSION_NUMBER = re.compile(r"^v(\d+)$")
 
 

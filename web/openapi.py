@@ -19,6 +19,12 @@ def _json(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _optional_fields(properties: dict) -> dict:
+    """Return an optional JSON object request body that allows only these fields, because the server rejects others with 400."""
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    return {"required": False, "content": {"application/json": {"schema": schema}}}
+
+
 PAINTING_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 ADMIN = [{"adminToken": []}]
 ADMIN_ERRORS = {
@@ -209,18 +215,7 @@ DOCUMENT: dict = {
                 "operationId": "reload",
                 "summary": "Admin: move predictors one at a time to a model version (default: the newest)",
                 "security": ADMIN,
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {"version": {"type": "string", "example": "v0003"}},
-                            }
-                        }
-                    },
-                },
+                "requestBody": _optional_fields({"version": {"type": "string", "example": "v0003"}}),
                 "responses": {
                     "202": _json(
                         "reload started",
@@ -244,18 +239,7 @@ DOCUMENT: dict = {
                 "description": "Training settings come from [training] in the server's configuration. "
                 "Send {\"resume\": RUN_ID} to continue a run that was killed or cancelled.",
                 "security": ADMIN,
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {"resume": {"type": "string", "pattern": "^[A-Za-z0-9]+$"}},
-                            }
-                        }
-                    },
-                },
+                "requestBody": _optional_fields({"resume": {"type": "string", "pattern": "^[A-Za-z0-9]+$"}}),
                 "responses": {
                     "202": _json(
                         "run started",
@@ -277,23 +261,15 @@ DOCUMENT: dict = {
                 "operationId": "cancelTraining",
                 "summary": "Admin: stop the running training run after its current batch; it publishes no version",
                 "security": ADMIN,
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "run_id": {
-                                        "type": "string",
-                                        "pattern": "^[A-Za-z0-9]+$",
-                                        "description": "cancel only if this run is the running one",
-                                    }
-                                },
-                            }
+                "requestBody": _optional_fields(
+                    {
+                        "run_id": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9]+$",
+                            "description": "cancel only if this run is the running one",
                         }
-                    },
-                },
+                    }
+                ),
                 "responses": {
                     "202": _json(
                         "the run stops after its current batch",
