@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,8 +36,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="dataset directory (layout in docs/datasets.md)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="trained-model file (autoencoder.pt of a model version, or of `--train`)")
+    source.add_argument("--checkpoint", help="trained-model file (autoencoder.pt of a model version, or one kept with --save-model)")
     source.add_argument("--train", action="store_true", help="train on the dataset's paintings first ([training] settings)")
+    parser.add_argument("--save-model", metavar="FILE", help="with --train, keep the trained-model file here")
     parser.add_argument("--distractors", type=int, default=0, help="generated distractor paintings (default 0)")
     parser.add_argument("--index-cache", help="directory of `pain eval --index-cache`, reused when it matches")
     add_output_options(parser)
@@ -45,16 +48,26 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict:
     # The settings of config.toml and PAIN_* variables, as `pain eval` uses them.
     config = load_config()
-    base = config.engine
-    training_seconds = None
-    checkpoint = args.checkpoint
-    if args.train:
+    if args.save_model and not args.train:
+        raise SystemExit("--save-model needs --train")
+    if not args.train:
+        if not Path(args.checkpoint).is_file():
+            raise SystemExit(f"--checkpoint: no such file: {args.checkpoint}")
+        return measure(args, config.engine, args.checkpoint, None)
+
+    # As in `pain eval --train`, the trained files are removed once they have been measured.
+    with tempfile.TemporaryDirectory(prefix="pain-gain-") as work:
         started = time.perf_counter()
-        checkpoint = str(train_on_dataset(args.dataset, config.training, base))
+        checkpoint = str(train_on_dataset(args.dataset, config.training, config.engine, Path(work)))
         training_seconds = round(time.perf_counter() - started, 1)
-        progress(f"trained in {training_seconds:.0f} s: {checkpoint}")
-    if not Path(checkpoint).is_file():
-        raise SystemExit(f"--checkpoint: no such file: {checkpoint}")
+        progress(f"trained in {training_seconds:.0f} s")
+        if args.save_model:
+            shutil.copyfile(checkpoint, args.save_model)
+            checkpoint = args.save_model
+        return measure(args, config.engine, checkpoint, training_seconds)
+
+
+def measure(args: argparse.Namespace, base, checkpoint: str, training_seconds: float | None) -> dict:
     settings = dataclasses.replace(base, autoencoder_checkpoint=checkpoint)
 
     dataset = read_dataset(args.dataset)

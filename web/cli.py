@@ -51,7 +51,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--train",
         action="store_true",
-        help="first train the autoencoder on the dataset's paintings with the [training] settings, then evaluate",
+        help="first train the autoencoder and the museum embedding on the dataset's paintings with the [training]"
+        " settings, then evaluate",
+    )
+    evaluate.add_argument(
+        "--save-model",
+        dest="save_model",
+        metavar="FILE",
+        help="with --train, keep the trained-model file here (for bench/trained_gain.py --checkpoint);"
+        " otherwise it is deleted when the evaluation ends",
     )
 
     importer = commands.add_parser("import", help="add a dataset's paintings to a museum in the data directory")
@@ -88,7 +96,8 @@ def _add_bench_parser(commands) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
     try:
         config = _load(args.config)
     except ConfigError as exc:
@@ -99,8 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(config, args.port)
     if args.command == "eval":
+        # Checked before training, which takes minutes, rather than when the file is written.
+        if args.save_model and not args.train:
+            parser.error("--save-model needs --train")
+        if args.save_model and not Path(args.save_model).resolve().parent.is_dir():
+            parser.error(f"--save-model: no such directory: {Path(args.save_model).parent}; create it first")
         return _eval(
-            config, args.dataset, args.json_path, args.distractors, args.train, args.queries_path, args.index_cache
+            config,
+            args.dataset,
+            args.json_path,
+            args.distractors,
+            args.train,
+            args.queries_path,
+            args.index_cache,
+            args.save_model,
         )
     if args.command == "import":
         return _import(config, args.dataset, args.museum)
@@ -231,33 +252,42 @@ def _eval(
     train: bool = False,
     queries_path: str | None = None,
     index_cache: str | None = None,
+    save_model: str | None = None,
 ) -> int:
+    import shutil
+    import tempfile
     from dataclasses import replace
 
     from model.dataset import DatasetError
     from workers.evaluation import evaluate, first_stage_recall, format_table, train_on_dataset
 
     settings = config.engine
-    try:
-        if train:
-            checkpoint = train_on_dataset(dataset, config.training, settings)
-            settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
-        report, outcomes = evaluate(
-            dataset,
-            settings,
-            distractors=distractors,
-            progress=_progress,
-            index_cache=Path(index_cache) if index_cache else None,
-        )
-    except DatasetError as exc:
-        sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
-        return 2
-    sys.stderr.write("\n")
-    sys.stdout.write(format_table(report) + "\n")
-    if settings.autoencoder_checkpoint:
-        report["first_stage_recall_at_10"] = first_stage_recall(dataset, settings)
-        for name, recall in report["first_stage_recall_at_10"].items():
-            sys.stdout.write(f"{name} first stage recall@10: " + ", ".join(f"{k} {v:.3f}" for k, v in recall.items()) + "\n")
+    # The trained model files of --train (about 50 MB) live only as long as the evaluation.
+    with tempfile.TemporaryDirectory(prefix="pain-eval-") as work:
+        try:
+            if train:
+                checkpoint = train_on_dataset(dataset, config.training, settings, Path(work))
+                settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
+                if save_model:
+                    shutil.copyfile(checkpoint, save_model)
+                    log.info("eval_model_saved", path=save_model)
+            report, outcomes = evaluate(
+                dataset,
+                settings,
+                distractors=distractors,
+                progress=_progress,
+                index_cache=Path(index_cache) if index_cache else None,
+            )
+        except DatasetError as exc:
+            sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
+            return 2
+        sys.stderr.write("\n")
+        sys.stdout.write(format_table(report) + "\n")
+        if settings.autoencoder_checkpoint:
+            report["first_stage_recall_at_10"] = first_stage_recall(dataset, settings)
+            for name, recall in report["first_stage_recall_at_10"].items():
+                line = ", ".join(f"{kind} {value:.3f}" for kind, value in recall.items())
+                sys.stdout.write(f"{name} first stage recall@10: {line}\n")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if queries_path:

@@ -104,11 +104,11 @@ def evaluate(
     return report, outcomes
 
 
-def train_on_dataset(dataset_path: str, training, settings: EngineSettings) -> Path:
+def train_on_dataset(dataset_path: str, training, settings: EngineSettings, directory: Path) -> Path:
     """Train the autoencoder and the museum embedding on a dataset's painting images.
 
-    A training run does the same on a museum's collection. Returns the trained-model file, written
-    to a new temporary directory.
+    A training run does the same on a museum's collection. Returns the trained-model file,
+    `directory/autoencoder.pt`; the autoencoder's own checkpoint goes beside it.
     """
     import torch
 
@@ -121,7 +121,7 @@ def train_on_dataset(dataset_path: str, training, settings: EngineSettings) -> P
     from workers.training import head_training_config, training_config
 
     dataset = read_dataset(dataset_path)
-    checkpoint = Path(tempfile.mkdtemp(prefix="pain-eval-")) / "autoencoder.pt"
+    checkpoint = directory / "autoencoder.pt"
     images = [decode_image(dataset.painting_path(p).read_bytes(), settings.max_pixels) for p in dataset.paintings]
     model, history = train(images, training_config(training), checkpoint.parent)
     trained = {"model": model.state_dict()}

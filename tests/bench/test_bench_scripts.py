@@ -191,7 +191,8 @@ def test_trained_gain_bench(tmp_path, small_dataset, monkeypatch):
     for name, value in {"EPOCHS": "1", "CONTRASTIVE_EPOCHS": "1", "HEAD_EPOCHS": "2", "HEAD_PHOTOS": "2", "BATCH_SIZE": "2"}.items():
         monkeypatch.setenv(f"PAIN_TRAINING_{name}", value)
 
-    result = run_bench(tmp_path, "trained_gain", str(small_dataset), "--train")
+    saved = tmp_path / "trained.pt"
+    result = run_bench(tmp_path, "trained_gain", str(small_dataset), "--train", "--save-model", str(saved))
 
     assert result["paintings"] == 4
     assert result["training_seconds"] > 0
@@ -201,7 +202,8 @@ def test_trained_gain_bench(tmp_path, small_dataset, monkeypatch):
     assert result["changed"] == []
 
     # The same trained-model file again, given by path.
-    again = run_bench(tmp_path, "trained_gain", str(small_dataset), "--checkpoint", result["checkpoint"])
+    assert result["checkpoint"] == str(saved)
+    again = run_bench(tmp_path, "trained_gain", str(small_dataset), "--checkpoint", str(saved))
     assert again["trained"]["by_kind"] == result["trained"]["by_kind"]
 
     # The first stage before and after training, from the same file.

@@ -1,9 +1,13 @@
 """`pain eval` end to end on a small generated dataset in the documented layout."""
 
 import json
+import tempfile
+
+import pytest
 
 from sample_data import write_small_dataset
 from web.cli import main
+from workers.recognition import trained_models
 
 
 def test_eval_json_report(small_dataset, tmp_path, capsys):
@@ -87,9 +91,19 @@ SHORT_TRAINING = {
 def test_eval_train_reports_each_embedding_first_stage_recall(small_dataset, tmp_path, capsys, monkeypatch):
     for name, value in SHORT_TRAINING.items():
         monkeypatch.setenv(name, value)
+    # The training's temporary files go here, so the test can see that they are removed.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     report_path = tmp_path / "report.json"
+    saved = tmp_path / "trained.pt"
 
-    assert main(["eval", str(small_dataset), "--train", "--json", str(report_path)]) == 0
+    assert main(["eval", str(small_dataset), "--train", "--json", str(report_path), "--save-model", str(saved)]) == 0
+
+    # torch keeps its own compile cache there too; only the evaluation's files must be gone.
+    assert list(scratch.glob("pain-eval-*")) == []
+    autoencoder, head = trained_models(saved)
+    assert autoencoder is not None and head is not None
 
     report = json.loads(report_path.read_text())
     recall = report["first_stage_recall_at_10"]
@@ -98,3 +112,15 @@ def test_eval_train_reports_each_embedding_first_stage_recall(small_dataset, tmp
     assert all(by_kind == {"photo": 1.0} for by_kind in recall.values())
     assert report["by_kind"]["photo"]["top1"] == 1.0
     assert "museum embedding first stage recall@10: photo 1.000" in capsys.readouterr().out
+
+
+def test_eval_save_model_is_checked_before_training(small_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as without_train:
+        main(["eval", str(small_dataset), "--save-model", str(tmp_path / "trained.pt")])
+    assert without_train.value.code == 2
+    assert "--save-model needs --train" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as missing_directory:
+        main(["eval", str(small_dataset), "--train", "--save-model", str(tmp_path / "absent" / "trained.pt")])
+    assert missing_directory.value.code == 2
+    assert "no such directory" in capsys.readouterr().err
