@@ -2,9 +2,10 @@
 
 Thespian's `ask` blocks, and one endpoint must not be shared between threads. So each request
 runs on a thread from a bounded pool, and each of those threads owns a private endpoint for its
-whole life. While waiting, the thread also watches the coordinator's address: if the coordinator
+whole life. While waiting, the thread also watches the addressee's incarnation: if the coordinator
 was restarted, the request is sent again to the new one, since predict, status and reload are
-safe to repeat.
+safe to repeat. A predict request is also sent again when no reply came for a while, in case the
+request or its reply was lost on the way. The coordinator ignores a copy of a request it holds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import structlog
 
 from pain_actors.messages import RequestFailed
-from pain_actors.system import ActorService
+from pain_actors.system import ActorService, Incarnation
 
 log = structlog.get_logger(__name__)
 
@@ -39,13 +40,15 @@ class ActorClient:
         self._contexts: list[contextlib.ExitStack] = []
         self._contexts_lock = threading.Lock()
 
-    async def ask(self, actor: str, message: Any, timeout: float) -> Any:
+    async def ask(self, actor: str, message: Any, timeout: float, resend_after: float | None = None) -> Any:
         """Send `message` (which has a request_id) to "coordinator" or "trainer"; return the reply.
 
-        On timeout the reply is a RequestFailed with status 503.
+        With `resend_after`, the message is sent again each time that many seconds pass without a
+        reply. Use it only for messages whose addressee ignores copies. On timeout the reply is a
+        RequestFailed with status 503.
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._ask_blocking, actor, message, timeout)
+        return await loop.run_in_executor(self._executor, self._ask_blocking, actor, message, timeout, resend_after)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -65,30 +68,45 @@ class ActorClient:
                 self._contexts.append(stack)
         return context
 
-    def _ask_blocking(self, actor: str, message: Any, timeout: float) -> Any:
+    def _ask_blocking(self, actor: str, message: Any, timeout: float, resend_after: float | None) -> Any:
         context = self._context()
         request_id = message.request_id
         deadline = time.monotonic() + timeout
-        sent_to = None
+        sent_to: Incarnation | None = None
+        sent_at = 0.0
         sends = 0
         while True:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 log.warning("actor_request_timed_out", actor=actor, request_id=request_id, sends=sends)
                 return RequestFailed(request_id, 503, f"the {actor} did not answer in time; try again shortly")
 
-            address = self.service.address_of(actor)
-            if address is None:
+            incarnation = self.service.incarnation_of(actor)
+            if incarnation is None:
                 time.sleep(min(LISTEN_SLICE, remaining))  # the actor is being restarted
                 continue
-            if address != sent_to:
-                if sent_to is not None:
-                    log.info("actor_request_resent", actor=actor, request_id=request_id, reason="actor restarted")
-                context.tell(address, message)
-                sent_to = address
+            reason = None
+            if sent_to is not None and not _same_life(incarnation, sent_to):
+                reason = "actor restarted"
+            elif sent_to is not None and resend_after is not None and now - sent_at >= resend_after:
+                reason = "no reply yet"
+            if sent_to is None or reason is not None:
+                if reason is not None:
+                    log.info("actor_request_resent", actor=actor, request_id=request_id, reason=reason, sends=sends)
+                context.tell(incarnation.address, message)
+                sent_to, sent_at = incarnation, time.monotonic()
                 sends += 1
 
             reply = context.listen(min(LISTEN_SLICE, remaining))
             if reply is not None and getattr(reply, "request_id", None) == request_id:
                 return reply
             # Anything else is a late reply to an earlier request of this thread: drop it.
+
+
+def _same_life(current: Incarnation, earlier: Incarnation) -> bool:
+    # A new process may get the port of the one it replaces, so the pid distinguishes the two. The
+    # pid is unknown until the actor reports its start, which does not make it a new incarnation.
+    if current.address != earlier.address:
+        return False
+    return current.pid is None or earlier.pid is None or current.pid == earlier.pid

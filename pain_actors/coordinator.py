@@ -105,6 +105,10 @@ class Coordinator(PainActor):
     # --- requests --------------------------------------------------------------------
 
     def receiveMsg_PredictRequest(self, message: PredictRequest, sender: ActorAddress) -> None:
+        if self.pool.holds(message.request_id):
+            # The front end sends a request again when its reply is late, and one copy is enough.
+            log.info("request_copy_ignored", request_id=message.request_id)
+            return
         try:
             self.pool.submit(PendingRequest(message.request_id, message, sender))
         except QueueFull:

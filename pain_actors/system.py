@@ -46,12 +46,20 @@ class Node:
     children: list["Node"] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Incarnation:
+    """One life of a named actor: a restarted actor gets a new one even if it reuses its port."""
+
+    address: ActorAddress
+    pid: int | None
+
+
 class ActorService:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.system: ActorSystem | None = None
         self.watcher: RootWatcher | None = None
-        self._addresses: dict[str, ActorAddress] = {}
+        self._incarnations: dict[str, Incarnation] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at: float | None = None
@@ -95,9 +103,9 @@ class ActorService:
             log.info("actor_system_stopped")
         self.system = None
 
-    def address_of(self, name: str) -> ActorAddress | None:
-        """Current address of the coordinator or the trainer; None while it is (re)starting."""
-        return self._addresses.get(name)
+    def incarnation_of(self, name: str) -> Incarnation | None:
+        """Current incarnation of the coordinator or the trainer; None while it is (re)starting."""
+        return self._incarnations.get(name)
 
     def private_context(self):
         """Return a context manager that gives a thread its own endpoint in the actor system."""
@@ -112,7 +120,7 @@ class ActorService:
             while not self._stop.wait(WATCH_SECONDS):
                 try:
                     if not self._refresh(context):
-                        self._addresses = {}
+                        self._incarnations = {}
                         if self.watcher.check(context):
                             log.warning("actor_tree_restarted", restart_count=self.watcher.restart_count)
                         self._refresh(context)
@@ -129,7 +137,9 @@ class ActorService:
         report = ask_for(context, root, WhichChildren(), (ChildrenReport,), 2.0)
         if report is None or report.name != ROOT_NAME:
             return False
-        self._addresses = {c.child_id: c.address for c in report.children if c.address is not None}
+        self._incarnations = {
+            c.child_id: Incarnation(c.address, c.pid) for c in report.children if c.address is not None
+        }
         return True
 
     # --- the tree, for status and fault injection ------------------------------------

@@ -107,6 +107,22 @@ class LiveServer:
             os.kill(pid, signal.SIGKILL)
         self._log.close()
         self.leftovers = leftovers
+        if exc_info and exc_info[0] is not None:
+            self._report_log()
+
+    def _report_log(self) -> None:
+        """Copy the server log's warnings and errors to stderr, which pytest shows for a failed test.
+
+        CI removes the test's directory with the log, so this is what is left to find the cause.
+        """
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        notable = [
+            line
+            for line in lines
+            if '"level": "info"' not in line or "request_resent" in line or "request_copy_ignored" in line
+        ]
+        sys.stderr.write(f"--- {self.log_path.name}: {len(notable)} of {len(lines)} lines, without most info ---\n")
+        sys.stderr.write("\n".join(notable[-300:]) + "\n")
 
     def actor_pids(self) -> set[int]:
         """Process ids of every actor of the tree, from /api/status."""

@@ -34,6 +34,9 @@ from workers.catalogue import Catalogue, Painting
 log = structlog.get_logger(__name__)
 
 ADMIN_TIMEOUT = 10.0
+# A predict takes well under a second, so 5 s without a reply means that the request or its reply
+# was probably lost. The coordinator ignores a copy of a request that it still holds.
+PREDICT_RESEND_SECONDS = 5.0
 FAULT_MODES = ("sigkill", "raise")
 
 MAX_LIMIT = 50
@@ -76,7 +79,9 @@ async def predict(request: web.Request) -> web.Response:
         return json_error(404, f"museum: {museum!r} not found; leave it out to search every museum")
 
     message = PredictRequest(request_id_of(request), image, museum, limit)
-    reply = await request.app[CLIENT].ask(COORDINATOR, message, config.actors.request_timeout + 5.0)
+    reply = await request.app[CLIENT].ask(
+        COORDINATOR, message, config.actors.request_timeout + 5.0, resend_after=PREDICT_RESEND_SECONDS
+    )
     if isinstance(reply, PredictRejected):
         return json_error(IMAGE_ERROR_STATUS.get(reply.reason, 422), f"payload: {reply.message}")
     if isinstance(reply, RequestFailed):

@@ -118,6 +118,10 @@ class PredictorPool:
 
     # --- requests ------------------------------------------------------------------
 
+    def holds(self, request_id: str) -> bool:
+        """Return True if a request with this id waits in the queue or runs on a predictor."""
+        return request_id in self.in_flight or any(waiting.request_id == request_id for waiting in self.queue)
+
     def submit(self, request: PendingRequest) -> None:
         """Queue a request; raise QueueFull when the wait queue is at its limit."""
         if len(self.queue) >= self.queue_limit:

@@ -36,6 +36,19 @@ def test_queue_limit():
         pool.submit(PendingRequest("r1", None, "web"))
 
 
+def test_holds_queued_and_running_requests():
+    pool = pool_with("p1")
+    pool.submit(PendingRequest("r0", None, "web"))
+    pool.submit(PendingRequest("r1", None, "web"))
+    [(replica, running)] = pool.dispatch()
+
+    assert pool.holds(running.request_id)
+    assert pool.holds("r1")  # waiting in the queue
+    assert not pool.holds("r2")
+    pool.finish(replica.id, running.request_id)
+    assert not pool.holds("r0")
+
+
 def test_request_of_a_dead_predictor_is_retried_first_on_another():
     pool = pool_with("p1", "p2")
     pool.submit(PendingRequest("r0", None, "web"))
