@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -166,6 +167,15 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         if section in SECTIONS and key:
             values[section][key] = _parse_env(name, raw, SECTIONS[section], key)
             sources[(section, key)] = f"environment variable {name}"
+            continue
+        # Other PAIN_ variables (such as PAIN_NODE, set for actor processes) are not settings. One
+        # whose section is a near miss of a real one is a typo that would otherwise be ignored.
+        near = difflib.get_close_matches(section, SECTIONS, n=1, cutoff=0.75)
+        if near and key:
+            raise ConfigError(
+                f"environment variable {name} names no config section {section!r}:"
+                f" did you mean {ENV_PREFIX}{near[0].upper()}_{key.upper()}?"
+            )
 
     built = {section: _build(section, SECTIONS[section], table, sources) for section, table in values.items()}
     return Config(**built)

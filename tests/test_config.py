@@ -53,6 +53,19 @@ def test_invalid_environment_value_names_the_variable():
     assert "PAIN_ENGINE_THREADS" in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["PAIN_TRAINNG_EPOCHS", "PAIN_ENGNE_THREADS", "PAIN_SERVERS_PORT"])
+def test_misspelt_environment_section_is_an_error(name):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={name: "3"})
+    assert name in str(caught.value)
+    assert "did you mean PAIN_" in str(caught.value)
+
+
+def test_other_pain_variables_are_not_settings():
+    config = load_config(None, environ={"PAIN_NODE": "worker-1", "PAIN_CHROMIUM": "/usr/bin/chromium"})
+    assert config == load_config(None, environ={})
+
+
 def test_missing_explicit_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError):
         load_config(tmp_path / "absent.toml", environ={})
