@@ -18,11 +18,33 @@ def _redact_secrets(_logger, _method, event_dict: dict) -> dict:
     return event_dict
 
 
+def _renderer(format: str, stream):
+    use_json = format == "json" or (format == "auto" and not stream.isatty())
+    return structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+
+
+def stdlib_formatter(format: str = "auto", stream=None) -> logging.Formatter:
+    """Build a formatter that renders other libraries' records (Thespian, aiohttp) as structlog lines.
+
+    `format` is `logging.format` of the configuration. Thespian's log process builds one through
+    its logging definitions, so its lines match the actors' own.
+    """
+    return structlog.stdlib.ProcessorFormatter(
+        processor=_renderer(format, stream or sys.stderr),
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact_secrets,
+            structlog.processors.format_exc_info,
+        ],
+    )
+
+
 def configure_logging(format: str = "auto", level: str = "info", stream=None) -> None:
     """Configure structlog and the standard logging module for this process."""
     stream = stream or sys.stderr
-    use_json = format == "json" or (format == "auto" and not stream.isatty())
-    renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = _renderer(format, stream)
 
     numeric_level = getattr(logging, level.upper(), logging.INFO)
     structlog.configure(
@@ -38,7 +60,11 @@ def configure_logging(format: str = "auto", level: str = "info", stream=None) ->
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric_level, stream=stream, format="%(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(stdlib_formatter(format, stream))
+    logging.basicConfig(level=numeric_level, handlers=[handler])
+    # Python's warnings (deprecations in a library, say) would otherwise go to stderr as bare text.
+    logging.captureWarnings(True)
     # basicConfig leaves the level alone where a handler exists already, as in an actor process
     # forked from a Thespian admin that set up its own logging.
     logging.getLogger().setLevel(numeric_level)

@@ -249,14 +249,16 @@ class WorkerSystem:
 def _log_definitions(config: Config) -> dict:
     """Standard-library logging of the actor system's log process, at the configured level.
 
-    The actors' structlog lines pass through untouched; other libraries' records (peewee's SQL at
-    debug level, say) are filtered here, which Thespian's defaults would not do.
+    The actors' structlog lines pass through untouched. Other libraries' records are filtered here
+    (peewee's SQL at debug level, say), which Thespian's defaults would not do, and rendered as
+    structlog lines in the configured format.
     """
     level = config.logging.level.upper()
+    formatter = {"()": "pain_actors.logging_setup.stdlib_formatter", "format": config.logging.format}
     return {
         "version": 1,
-        "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "level": level}},
+        "formatters": {"structured": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "structured", "level": level}},
         "root": {"handlers": ["stderr"], "level": level},
     }
 

@@ -1,6 +1,7 @@
 """The HTTP API against a real aiohttp server on 127.0.0.1 and a real data directory."""
 
 import io
+import json
 
 import cv2
 import numpy as np
@@ -423,3 +424,14 @@ async def test_request_id_on_response_and_log_lines(client, server):
 
     other = await client.get("/healthz")
     assert other.headers["X-Request-ID"] != request_id
+
+
+async def test_server_log_is_json_lines(client, server):
+    response = await client.get("/healthz")
+    assert response.status == 200
+
+    # Thespian's and aiohttp's records too, not only the service's own structlog lines.
+    lines = server.log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all("event" in record and "level" in record for record in records)
+    assert any(record.get("logger") == "root" and "Actor System" in record["event"] for record in records)
