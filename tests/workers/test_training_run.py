@@ -12,7 +12,7 @@ import model.train_autoencoder
 from pain_actors.config import Config, TrainingSettings
 from pain_actors.engine_host import EngineHost
 from workers.model_store import ModelStore
-from workers.training import RunProgress, run_training
+from workers.training import DESCRIBED_FILE, RunProgress, load_described, run_training
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +88,44 @@ def test_resumed_run_keeps_the_finished_head(small_dataset, tmp_path):
     saved = torch.load(data_dir / "models" / "v0003" / "autoencoder.pt", weights_only=True)
     published = torch.load(data_dir / "models" / "v0002" / "autoencoder.pt", weights_only=True)
     assert torch.equal(saved["museum_head"]["state"]["projection.weight"], published["museum_head"]["state"]["projection.weight"])
+
+
+def test_run_stopped_in_head_epochs_reuses_description(small_dataset, tmp_path):
+    data_dir = tmp_path / "data"
+    engine = Config().engine
+    EngineHost(data_dir, engine).import_dataset(str(small_dataset), "museum-1")
+    training = TrainingSettings(threads=1, epochs=1, contrastive_epochs=1, batch_size=2, head_epochs=3, head_photos=2)
+    described_file = data_dir / "training" / "run4" / DESCRIBED_FILE
+
+    # Cancel after the head's first epoch, as an operator or a kill would during the stage.
+    cancel = threading.Event()
+    first = RunProgress(run_id="run4")
+
+    def cancel_in_head_stage() -> None:
+        if first.epochs[-1]["stage"] == "head":
+            cancel.set()
+
+    with pytest.raises(InterruptedError):  # the trainer actor treats it as Cancelled
+        run_training(data_dir, engine, training, first, cancel, on_epoch=cancel_in_head_stage)
+    assert described_file.is_file()
+
+    again = RunProgress(run_id="run4")
+    with capture_logs() as logs:
+        assert run_training(data_dir, engine, training, again, threading.Event()) == "v0002"
+    events = [entry["event"] for entry in logs]
+    assert "museum_head_photos_resumed" in events
+    assert "head_photos_described" not in events
+    assert [record["stage"] for record in again.epochs].count("head") == 3
+    assert not described_file.exists()  # the finished head replaces it
+
+
+def test_description_of_other_paintings_is_not_reused(small_dataset, tmp_path):
+    path = tmp_path / DESCRIBED_FILE
+    cells = torch.zeros(4, 8, dtype=torch.float16)
+    torch.save({"painting_ids": ["a", "b"], "references": [cells, cells], "photos": [[cells, cells], [cells, cells]]}, path)
+
+    assert load_described(path, ["a", "b"], 2) is not None
+    assert load_described(path, ["a", "c"], 2) is None  # the collection changed
+    assert load_described(path, ["a", "b"], 3) is None  # training.head_photos changed
+    path.write_bytes(b"truncated")
+    assert load_described(path, ["a", "b"], 2) is None
