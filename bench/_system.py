@@ -181,6 +181,23 @@ def add_output_options(parser: argparse.ArgumentParser, cache: str | None = None
     parser.add_argument("--json", dest="json_path", help="write the result here as JSON")
 
 
+def parse_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse a benchmark's arguments and send the service's log lines to stderr.
+
+    structlog writes to stdout until it is configured, and stdout is for the JSON result only.
+    """
+    from pain_actors.config import ConfigError, load_config
+    from pain_actors.logging_setup import configure_logging
+
+    arguments = parser.parse_args()
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise SystemExit(f"invalid configuration: {exc}") from None
+    configure_logging(config.logging.format, config.logging.level)
+    return arguments
+
+
 def write_result(result: dict, json_path: str | None) -> None:
     """Print a benchmark's result as JSON, and also write it to `json_path` when one is given."""
     text = json.dumps(result, indent=2)

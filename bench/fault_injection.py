@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench
 
 import cv2  # noqa: E402
 
-from _system import add_output_options, busy_cpu_seconds, process_cpu_seconds, write_result  # noqa: E402
+from _system import add_output_options, busy_cpu_seconds, parse_arguments, process_cpu_seconds, write_result  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 from model.synthetic import photograph, render_painting  # noqa: E402
 
@@ -254,5 +254,5 @@ def kill_and_time(server: LiveServer, name: str) -> dict:
 
 
 if __name__ == "__main__":
-    arguments = get_args_parser().parse_args()
+    arguments = parse_arguments(get_args_parser())
     write_result(main(arguments), arguments.json_path)

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, add_output_options, load_average, machine, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, load_average, machine, parse_arguments, write_result  # noqa: E402
 from fault_injection import build_collection, cached_collection, copy_collection, percentile, query_photos  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 from predict_scale import service_pids  # noqa: E402
@@ -154,5 +154,5 @@ def run(server: LiveServer, photos, versions: tuple[str, str], args: argparse.Na
 
 
 if __name__ == "__main__":
-    arguments = get_args_parser().parse_args()
+    arguments = parse_arguments(get_args_parser())
     write_result(main(arguments), arguments.json_path)

@@ -36,7 +36,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, add_output_options, ancestors, load_average, machine, memory_of, mib, parent_pid, process_tree, progress, tree_memory, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, ancestors, load_average, machine, memory_of, mib, parent_pid, parse_arguments, process_tree, progress, tree_memory, write_result  # noqa: E402
 from fault_injection import build_collection_timed, cached_collection, copy_collection, percentile, query_photos  # noqa: E402
 from live_server import LiveServer, wait_until  # noqa: E402
 
@@ -248,5 +248,5 @@ def summarise(predictors: int, runs: list[dict]) -> dict:
 
 
 if __name__ == "__main__":
-    arguments = get_args_parser().parse_args()
+    arguments = parse_arguments(get_args_parser())
     write_result(main(arguments), arguments.json_path)

@@ -34,7 +34,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, add_output_options, load_average, machine, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, load_average, machine, parse_arguments, write_result  # noqa: E402
 from fault_injection import build_collection_timed, cached_collection, query_photos  # noqa: E402
 from model.intake import decode_image  # noqa: E402
 from model.recognizer import load_image_for_engine  # noqa: E402
@@ -138,5 +138,5 @@ def _timed(function, step: str, steps: dict[str, float]):
 
 
 if __name__ == "__main__":
-    arguments = get_args_parser().parse_args()
+    arguments = parse_arguments(get_args_parser())
     write_result(main(arguments), arguments.json_path)

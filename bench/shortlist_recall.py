@@ -43,7 +43,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from _system import add_output_options, machine, progress, stamp, write_result  # noqa: E402
+from _system import add_output_options, machine, parse_arguments, progress, stamp, write_result  # noqa: E402
 from model.dataset import read_dataset  # noqa: E402
 from model.intake import decode_image  # noqa: E402
 from model.features import SiftExtractor  # noqa: E402
@@ -202,5 +202,5 @@ def _changed(settings: EngineSettings, base: EngineSettings) -> dict:
 
 
 if __name__ == "__main__":
-    arguments = get_args_parser().parse_args()
+    arguments = parse_arguments(get_args_parser())
     write_result(main(arguments), arguments.json_path)

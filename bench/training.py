@@ -36,7 +36,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]
 
-from _system import OtherLoad, add_output_options, load_average, machine, memory_of, mib, progress, write_result  # noqa: E402
+from _system import OtherLoad, add_output_options, load_average, machine, memory_of, mib, parse_arguments, progress, write_result  # noqa: E402
 from model.autoencoder import ConvAutoencoder  # noqa: E402
 from model.synthetic import render_painting  # noqa: E402
 from model.train_autoencoder import (  # noqa: E402
@@ -224,5 +224,5 @@ def measure_head(paintings: list[np.ndarray], threads: int, training, epochs: in
 
 
 if __name__ == "__main__":
-    arguments = get_args_parser().parse_args()
+    arguments = parse_arguments(get_args_parser())
     write_result(main(arguments), arguments.json_path)

@@ -209,7 +209,11 @@ def _build(section: str, cls: type, table: dict, sources: dict[tuple[str, str], 
 def _parse_env(name: str, raw: str, cls: type, key: str):
     defaults = cls()
     if not hasattr(defaults, key):
-        raise ConfigError(f"environment variable {name} sets no known key: check the spelling")
+        known = sorted(f.name for f in fields(cls))
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        section = name[len(ENV_PREFIX) :].split("_", 1)[0]
+        hint = f"did you mean {ENV_PREFIX}{section}_{near[0].upper()}?" if near else f"valid keys are {', '.join(known)}"
+        raise ConfigError(f"environment variable {name} sets no known key: {hint}")
     expected = type(getattr(defaults, key))
     try:
         if expected is bool:

@@ -61,6 +61,16 @@ def test_misspelt_environment_section_is_an_error(name):
     assert "did you mean PAIN_" in str(caught.value)
 
 
+def test_misspelt_environment_key_gets_a_suggestion():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"PAIN_ENGINE_THREDS": "2"})
+    assert "did you mean PAIN_ENGINE_THREADS?" in str(caught.value)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"PAIN_LOGGING_COLOUR": "yes"})
+    assert "valid keys are format, level" in str(caught.value)
+
+
 def test_other_pain_variables_are_not_settings():
     config = load_config(None, environ={"PAIN_NODE": "worker-1", "PAIN_CHROMIUM": "/usr/bin/chromium"})
     assert config == load_config(None, environ={})

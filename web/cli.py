@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--save-model needs --train")
         if args.save_model and not Path(args.save_model).resolve().parent.is_dir():
             parser.error(f"--save-model: no such directory: {Path(args.save_model).parent}; create it first")
+        if args.save_model and Path(args.save_model).is_dir():
+            parser.error(f"--save-model: {args.save_model} is a directory; give a file name such as {Path(args.save_model) / 'trained.pt'}")
         return _eval(
             config,
             args.dataset,
@@ -254,12 +256,12 @@ def _eval(
     index_cache: str | None = None,
     save_model: str | None = None,
 ) -> int:
-    import shutil
     import tempfile
     from dataclasses import replace
 
     from model.dataset import DatasetError
     from workers.evaluation import evaluate, first_stage_recall, format_table, train_on_dataset
+    from workers.recognition import TrainedModelError
 
     settings = config.engine
     # The trained model files of --train (about 50 MB) live only as long as the evaluation.
@@ -269,8 +271,7 @@ def _eval(
                 checkpoint = train_on_dataset(dataset, config.training, settings, Path(work))
                 settings = replace(settings, autoencoder_checkpoint=str(checkpoint))
                 if save_model:
-                    shutil.copyfile(checkpoint, save_model)
-                    log.info("eval_model_saved", path=save_model)
+                    _save_model(checkpoint, save_model)
             report, outcomes = evaluate(
                 dataset,
                 settings,
@@ -281,7 +282,9 @@ def _eval(
         except DatasetError as exc:
             sys.stderr.write(f"pain eval: invalid dataset: {exc}\n")
             return 2
-        sys.stderr.write("\n")
+        except TrainedModelError as exc:
+            sys.stderr.write(f"pain eval: {exc}\n")
+            return 2
         sys.stdout.write(format_table(report) + "\n")
         if settings.autoencoder_checkpoint:
             report["first_stage_recall_at_10"] = first_stage_recall(dataset, settings)
@@ -294,6 +297,19 @@ def _eval(
         lines = [json.dumps(outcome.as_dict()) + "\n" for outcome in outcomes]
         Path(queries_path).write_text("".join(lines), encoding="utf-8")
     return 0
+
+
+def _save_model(checkpoint: Path, destination: str) -> None:
+    import shutil
+
+    try:
+        shutil.copyfile(checkpoint, destination)
+    except OSError as exc:
+        # The evaluation goes on: its figures are worth having even without the file.
+        log.error("eval_model_not_saved", path=destination, error=str(exc))
+        sys.stderr.write(f"pain eval: could not write --save-model {destination}: {exc.strerror}; the evaluation goes on\n")
+        return
+    log.info("eval_model_saved", path=destination)
 
 
 def _import(config: Config, dataset: str, museum: str) -> int:
@@ -313,7 +329,6 @@ def _import(config: Config, dataset: str, museum: str) -> int:
     except (DatasetError, ImageError) as exc:
         sys.stderr.write(f"\npain import: {exc}\n")
         return 2
-    sys.stderr.write("\n")
     sys.stdout.write(f"imported {added} paintings into museum {museum!r} under {config.data_dir}\n")
     return 0
 
@@ -360,10 +375,19 @@ def _bench(name: str | None, arguments: list[str]) -> int:
 
 
 def _progress(stage: str, done: int, total: int) -> None:
-    """Draw a one-line progress bar on standard error."""
+    """Draw a one-line progress bar on a terminal; elsewhere write one line when a stage ends.
+
+    Redrawing with carriage returns would put the next JSON log line on the bar's line.
+    """
+    if not sys.stderr.isatty():
+        if done == total:
+            sys.stderr.write(f"{stage} {done}/{total}\n")
+        return
     width = 30
     filled = int(width * done / max(total, 1))
     sys.stderr.write(f"\r{stage:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
     sys.stderr.flush()
 
 

@@ -52,12 +52,31 @@ def configure_threads(threads: int) -> int:
     return threads
 
 
+class TrainedModelError(ValueError):
+    """A trained-model file that is missing or is not one; the message names the file and the fix."""
+
+
 def trained_models(checkpoint: Path) -> tuple:
-    """Load the autoencoder and, when the file has one, the museum embedding's head."""
+    """Load the autoencoder and, when the file has one, the museum embedding's head.
+
+    Raises TrainedModelError for a missing file or one that a training run did not write.
+    """
+    import pickle
+
     from model.autoencoder import AutoencoderEncoder
     from model.museum_head import MuseumHeadEncoder
 
-    return AutoencoderEncoder.from_checkpoint(checkpoint), MuseumHeadEncoder.from_checkpoint(checkpoint)
+    try:
+        return AutoencoderEncoder.from_checkpoint(checkpoint), MuseumHeadEncoder.from_checkpoint(checkpoint)
+    except FileNotFoundError:
+        raise TrainedModelError(f"trained-model file not found: {checkpoint}") from None
+    # torch raises UnpicklingError for other pickles and files, RuntimeError for a damaged archive
+    # or weights of another shape, and the state lookup KeyError for a torch file of another kind.
+    except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError) as exc:
+        raise TrainedModelError(
+            f"{checkpoint} is not a trained-model file ({type(exc).__name__}); give the autoencoder.pt of a"
+            " model version, or a file written by `pain eval --train --save-model`"
+        ) from exc
 
 
 class RecognitionService:

@@ -5,6 +5,9 @@ keep working as the service changes.
 """
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -12,6 +15,8 @@ import structlog
 import torch
 
 from web import cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PAINTINGS = 3  # the smallest collection whose chance level the engine estimates (see model/recognizer.py)
 
@@ -205,6 +210,17 @@ def test_trained_gain_bench(tmp_path, small_dataset, monkeypatch):
     assert result["checkpoint"] == str(saved)
     again = run_bench(tmp_path, "trained_gain", str(small_dataset), "--checkpoint", str(saved))
     assert again["trained"]["by_kind"] == result["trained"]["by_kind"]
+
+    # Run as a script, its stdout is the JSON result alone: log lines go to stderr.
+    script = [sys.executable, str(REPO_ROOT / "bench" / "trained_gain.py"), str(small_dataset), "--checkpoint"]
+    direct = subprocess.run([*script, str(saved)], capture_output=True, text=True, timeout=300)
+    assert direct.returncode == 0, direct.stderr
+    assert json.loads(direct.stdout)["trained"]["by_kind"] == result["trained"]["by_kind"]
+
+    foreign = subprocess.run([*script, str(small_dataset / "paintings.csv")], capture_output=True, text=True, timeout=300)
+    assert foreign.returncode == 1
+    assert "paintings.csv is not a trained-model file" in foreign.stderr
+    assert "Traceback" not in foreign.stderr
 
     # The first stage before and after training, from the same file.
     recall = run_bench(tmp_path, "shortlist_recall", str(small_dataset), "--checkpoint", result["checkpoint"])

@@ -124,3 +124,27 @@ def test_eval_save_model_is_checked_before_training(small_dataset, tmp_path, cap
         main(["eval", str(small_dataset), "--train", "--save-model", str(tmp_path / "absent" / "trained.pt")])
     assert missing_directory.value.code == 2
     assert "no such directory" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as directory:
+        main(["eval", str(small_dataset), "--train", "--save-model", str(tmp_path)])
+    assert directory.value.code == 2
+    assert "is a directory; give a file name" in capsys.readouterr().err
+
+
+def test_eval_foreign_model_file(small_dataset, capsys, monkeypatch):
+    monkeypatch.setenv("PAIN_ENGINE_AUTOENCODER_CHECKPOINT", str(small_dataset / "paintings.csv"))
+
+    assert main(["eval", str(small_dataset)]) == 2
+
+    error = capsys.readouterr().err
+    assert "paintings.csv is not a trained-model file" in error
+    assert "pain eval --train --save-model" in error
+
+
+def test_eval_progress_without_terminal(small_dataset, capsys):
+    assert main(["eval", str(small_dataset)]) == 0
+
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert "index 4/4\n" in err
+    assert "query 5/5\n" in err
