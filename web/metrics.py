@@ -83,11 +83,14 @@ class Metrics:
         )
         # Losses of the stages of a run (reconstruction, contrastive, head) have different scales,
         # so each series carries its stage and a graph does not join one stage's curve to the next.
+        # Each stage keeps its last values until the next run starts, so its series does not stop
+        # when the run moves on to the next stage.
         self.training_epoch = Gauge(
-            "pain_training_epoch", "Last finished epoch of the latest training run", ("stage",), registry=self.registry
+            "pain_training_epoch", "Last finished epoch of each stage of the latest training run", ("stage",),
+            registry=self.registry,
         )
         self.training_loss = Gauge(
-            "pain_training_loss", "Loss of the last finished epoch", ("stage", "split"), registry=self.registry
+            "pain_training_loss", "Loss of each stage's last finished epoch", ("stage", "split"), registry=self.registry
         )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -130,12 +133,14 @@ class Metrics:
         epochs = training.get("epochs") or []
         self.training_epoch.clear()
         self.training_loss.clear()
-        if epochs:
-            last = epochs[-1]
-            stage = last.get("stage") if last.get("stage") in TRAINING_STAGES else "unknown"
-            self.training_epoch.labels(stage).set(last.get("epoch", len(epochs)))
+        last_of_stage = {}
+        for number, record in enumerate(epochs, start=1):
+            stage = record.get("stage") if record.get("stage") in TRAINING_STAGES else "unknown"
+            last_of_stage[stage] = (number, record)
+        for stage, (number, record) in last_of_stage.items():
+            self.training_epoch.labels(stage).set(record.get("epoch", number))
             for split in ("train", "val"):
-                value = last.get(f"{split}_loss")
+                value = record.get(f"{split}_loss")
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self.training_loss.labels(stage, split).set(value)
 

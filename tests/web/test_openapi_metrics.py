@@ -185,6 +185,7 @@ def test_training_series_carry_their_stage():
 
     metrics = Metrics()
     epochs = [
+        {"stage": "reconstruction", "epoch": 58, "train_loss": 0.62, "val_loss": 0.67},
         {"stage": "reconstruction", "epoch": 59, "train_loss": 0.61, "val_loss": 0.66},
         {"stage": "head", "epoch": 3, "train_loss": 2.5, "val_loss": float("nan")},
     ]
@@ -196,6 +197,13 @@ def test_training_series_carry_their_stage():
 
     assert samples[("pain_training_epoch", (("stage", "head"),))] == 3
     assert samples[("pain_training_loss", (("split", "train"), ("stage", "head")))] == 2.5
-    # A loss that is not a number is left out, and the earlier stage's series are gone.
-    assert not any(name == "pain_training_loss" and ("split", "val") in labels for name, labels in samples)
-    assert not any(("stage", "reconstruction") in labels for _, labels in samples)
+    # A loss that is not a number is left out.
+    assert ("pain_training_loss", (("split", "val"), ("stage", "head"))) not in samples
+    # The finished stage keeps its last epoch's values.
+    assert samples[("pain_training_epoch", (("stage", "reconstruction"),))] == 59
+    assert samples[("pain_training_loss", (("split", "val"), ("stage", "reconstruction")))] == 0.66
+
+    # The next run starts with no epoch, and every stage's series goes with the old run.
+    metrics.update_from_status({"training": {"state": "running", "progress": 0.0, "epochs": []}})
+    families = text_string_to_metric_families(generate_latest(metrics.registry).decode())
+    assert not [s for f in families if f.name in ("pain_training_epoch", "pain_training_loss") for s in f.samples]
