@@ -31,6 +31,7 @@ HEAD_FILE = "museum_head.pt"  # the museum embedding's head and its epochs, once
 # The paintings' and simulated photos' cells for the head, kept while its epochs run, so that a
 # resumed run skips describing them again (14 of the stage's 25 minutes at 1,000 paintings).
 DESCRIBED_FILE = "museum_head_photos.pt"
+HEAD_CHECKPOINT_FILE = "museum_head_checkpoint.pt"  # the head's state after its last finished epoch
 MIN_PAINTINGS = 2  # one to train on and one to validate on
 
 # The training page's words for each stage of a run, by the `stage` of its epoch records.
@@ -106,7 +107,7 @@ def run_training(
     from model.intake import decode_image
     from model.museum_head import CHECKPOINT_KEY, head_state
     from model.train_autoencoder import checkpoint_history, train
-    from model.train_head import train_head
+    from model.train_head import head_checkpoint_history, train_head
     from workers.recognition import AUTOENCODER_FILE, RecognitionService, configure_threads, trained_models
 
     # Bound the epochs too, not only the re-indexing, so predictors keep their CPU share.
@@ -151,12 +152,17 @@ def run_training(
         else:
             described_file = work_dir / DESCRIBED_FILE
             painting_ids = [p.id for p in paintings]
+            head_checkpoint = work_dir / HEAD_CHECKPOINT_FILE
+            first_head_epoch = len(progress.epochs)
             described = load_described(described_file, painting_ids, head_config.photos)
             if described is None:
                 progress.step = "museum embedding: describing paintings and simulated photos"
+                head_checkpoint.unlink(missing_ok=True)  # its epochs were trained on another description
             else:
                 progress.step = STEPS["head"]
                 log.info("museum_head_photos_resumed", run_id=progress.run_id, paintings=len(painting_ids))
+                progress.epochs.extend(head_checkpoint_history(head_checkpoint))
+                progress.done = len(progress.epochs)
 
             def save_described(new) -> None:
                 save_atomically(
@@ -164,7 +170,6 @@ def run_training(
                 )
 
             extractor = DenseExtractor(service.recognizer.backbone, settings.dense_side)
-            first_head_epoch = len(progress.epochs)
             head = train_head(
                 images,
                 extractor,
@@ -173,13 +178,13 @@ def run_training(
                 should_stop=cancel.is_set,
                 described=described,
                 on_described=save_described,
+                checkpoint=head_checkpoint,
             )
             trained[CHECKPOINT_KEY] = head_state(head)
-            # NOTE: the head's epochs have no checkpoint. A run stopped during them trains them
-            # again from the first, but with the saved description.
             save_atomically({"head": trained[CHECKPOINT_KEY], "epochs": progress.epochs[first_head_epoch:]}, head_file)
-            # The finished head replaces the description for a resume (about 0.6 MB per painting).
+            # The finished head replaces the description and the checkpoint for a resume.
             described_file.unlink(missing_ok=True)
+            head_checkpoint.unlink(missing_ok=True)
     checkpoint = work_dir / AUTOENCODER_FILE
     torch.save(trained, checkpoint)
 

@@ -12,7 +12,7 @@ import model.train_autoencoder
 from pain_actors.config import Config, TrainingSettings
 from pain_actors.engine_host import EngineHost
 from workers.model_store import ModelStore
-from workers.training import DESCRIBED_FILE, RunProgress, load_described, run_training
+from workers.training import DESCRIBED_FILE, HEAD_CHECKPOINT_FILE, RunProgress, load_described, run_training
 
 
 @pytest.fixture(autouse=True)
@@ -90,12 +90,12 @@ def test_resumed_run_keeps_the_finished_head(small_dataset, tmp_path):
     assert torch.equal(saved["museum_head"]["state"]["projection.weight"], published["museum_head"]["state"]["projection.weight"])
 
 
-def test_run_stopped_in_head_epochs_reuses_description(small_dataset, tmp_path):
+def test_run_stopped_in_head_epochs_resumes_them(small_dataset, tmp_path):
     data_dir = tmp_path / "data"
     engine = Config().engine
     EngineHost(data_dir, engine).import_dataset(str(small_dataset), "museum-1")
-    training = TrainingSettings(threads=1, epochs=1, contrastive_epochs=1, batch_size=2, head_epochs=3, head_photos=2)
-    described_file = data_dir / "training" / "run4" / DESCRIBED_FILE
+    training = TrainingSettings(threads=1, epochs=1, contrastive_epochs=1, batch_size=2, head_epochs=3, head_photos=4)
+    work_dir = data_dir / "training" / "run4"
 
     # Cancel after the head's first epoch, as an operator or a kill would during the stage.
     cancel = threading.Event()
@@ -107,16 +107,30 @@ def test_run_stopped_in_head_epochs_reuses_description(small_dataset, tmp_path):
 
     with pytest.raises(InterruptedError):  # the trainer actor treats it as Cancelled
         run_training(data_dir, engine, training, first, cancel, on_epoch=cancel_in_head_stage)
-    assert described_file.is_file()
+    assert (work_dir / DESCRIBED_FILE).is_file()
+    assert (work_dir / HEAD_CHECKPOINT_FILE).is_file()
 
     again = RunProgress(run_id="run4")
     with capture_logs() as logs:
         assert run_training(data_dir, engine, training, again, threading.Event()) == "v0002"
     events = [entry["event"] for entry in logs]
     assert "museum_head_photos_resumed" in events
+    assert "head_training_resumed" in events
     assert "head_photos_described" not in events
-    assert [record["stage"] for record in again.epochs].count("head") == 3
-    assert not described_file.exists()  # the finished head replaces it
+    assert [record["epoch"] for record in again.epochs if record["stage"] == "head"] == [0, 1, 2]
+    head_lines = [entry["event"] for entry in logs if entry.get("stage") == "head"]
+    assert not [line for line in head_lines if line.startswith("Epoch: [0]")]  # not trained twice
+    assert [line for line in head_lines if line.startswith("Epoch: [1]")]
+    # The finished head replaces the description and the checkpoint.
+    assert not (work_dir / DESCRIBED_FILE).exists()
+    assert not (work_dir / HEAD_CHECKPOINT_FILE).exists()
+
+    # A run that was never stopped trains the same head.
+    whole = RunProgress(run_id="run5")
+    assert run_training(data_dir, engine, training, whole, threading.Event()) == "v0003"
+    resumed = torch.load(data_dir / "models" / "v0002" / "autoencoder.pt", weights_only=True)["museum_head"]["state"]
+    uninterrupted = torch.load(data_dir / "models" / "v0003" / "autoencoder.pt", weights_only=True)["museum_head"]["state"]
+    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in uninterrupted)
 
 
 def test_description_of_other_paintings_is_not_reused(small_dataset, tmp_path):
