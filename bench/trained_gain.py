@@ -30,7 +30,7 @@ from _system import add_output_options, machine, parse_arguments, progress, stam
 from model.dataset import read_dataset  # noqa: E402
 from pain_actors.config import load_config  # noqa: E402
 from workers.evaluation import EVAL_COLLECTION, QueryOutcome, build_report, indexed_service, train_on_dataset  # noqa: E402
-from workers.recognition import TrainedModelError, trained_models  # noqa: E402
+from workers.recognition import TrainedModelError  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -55,10 +55,9 @@ def main(args: argparse.Namespace) -> dict:
         if not Path(args.checkpoint).is_file():
             raise SystemExit(f"--checkpoint: no such file: {args.checkpoint}")
         try:
-            trained_models(Path(args.checkpoint))
+            return measure(args, config.engine, args.checkpoint, None)
         except TrainedModelError as exc:
             raise SystemExit(f"--checkpoint: {exc}") from None
-        return measure(args, config.engine, args.checkpoint, None)
 
     # As in `pain eval --train`, the trained files are removed once they have been measured.
     with tempfile.TemporaryDirectory(prefix="pain-gain-") as work:
@@ -82,21 +81,21 @@ def measure(args: argparse.Namespace, base, checkpoint: str, training_seconds: f
     )
     progress(f"index ready in {time.perf_counter() - started:.0f} s (built in {index_seconds:.0f} s)")
     recognizer = service.recognizer
-    trained_embeddings = (recognizer.autoencoder, recognizer.museum_head)
-    if trained_embeddings == (None, None):
+    trained_models = (recognizer.autoencoder, recognizer.museum_head)
+    if trained_models == (None, None):
         raise SystemExit(f"--checkpoint {checkpoint} has no trained model: give a model version's autoencoder.pt")
 
     outcomes: dict[str, list[QueryOutcome]] = {"trained": [], "untrained": []}
     for number, query in enumerate(dataset.queries, start=1):
         image = dataset.query_path(query).read_bytes()
-        for name, models in (("trained", trained_embeddings), ("untrained", (None, None))):
+        for name, models in (("trained", trained_models), ("untrained", (None, None))):
             recognizer.autoencoder, recognizer.museum_head = models
             prediction = service.predict(image, collection=EVAL_COLLECTION, limit=5)
             answer = [match["painting_id"] for match in prediction.matches]
             scores = [match["score"] for match in prediction.matches]
             outcomes[name].append(QueryOutcome(query.image, query.kind, query.expected, answer, prediction.elapsed_ms, scores))
         progress(f"query {number}/{len(dataset.queries)}")
-    recognizer.autoencoder, recognizer.museum_head = trained_embeddings
+    recognizer.autoencoder, recognizer.museum_head = trained_models
 
     changed = [
         {"image": after.image, "expected": list(after.expected), "untrained": before.answer[:1], "trained": after.answer[:1]}

@@ -242,11 +242,16 @@ def painting_groups(count: int, batch_size: int, rng: np.random.Generator) -> li
     return groups
 
 
-def save_checkpoint(path: Path, model: ConvAutoencoder, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Write a checkpoint through a temporary file, so a kill never leaves half of one."""
+def save_atomically(state: dict, path: Path) -> None:
+    """Write a torch file through a temporary file, so a kill leaves the previous one or none."""
     temporary = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **state}, temporary)
+    torch.save(state, temporary)
     temporary.replace(path)
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Write a model's and its optimizer's state with `state`, atomically."""
+    save_atomically({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **state}, path)
 
 
 def checkpoint_history(path: Path) -> list[dict]:

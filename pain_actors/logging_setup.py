@@ -18,6 +18,16 @@ def _redact_secrets(_logger, _method, event_dict: dict) -> dict:
     return event_dict
 
 
+def _common_processors() -> list:
+    """Return the steps that structlog's own events and other libraries' records share."""
+    return [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_secrets,
+        structlog.processors.format_exc_info,
+    ]
+
+
 def _renderer(format: str, stream):
     use_json = format == "json" or (format == "auto" and not stream.isatty())
     return structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
@@ -31,13 +41,7 @@ def stdlib_formatter(format: str = "auto", stream=None) -> logging.Formatter:
     """
     return structlog.stdlib.ProcessorFormatter(
         processor=_renderer(format, stream or sys.stderr),
-        foreign_pre_chain=[
-            structlog.stdlib.add_logger_name,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact_secrets,
-            structlog.processors.format_exc_info,
-        ],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *_common_processors()],
     )
 
 
@@ -48,14 +52,7 @@ def configure_logging(format: str = "auto", level: str = "info", stream=None) ->
 
     numeric_level = getattr(logging, level.upper(), logging.INFO)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *_common_processors(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,

@@ -34,8 +34,9 @@ from workers.catalogue import Catalogue, Painting
 log = structlog.get_logger(__name__)
 
 ADMIN_TIMEOUT = 10.0
-# A predict takes well under a second, so 5 s without a reply means that the request or its reply
-# was probably lost. The coordinator ignores a copy of a request that it still holds.
+# Most predicts take well under a second (docs/benchmarks.md), so 5 s without a reply suggests a
+# lost request or reply. A slow request is not run twice, because the coordinator ignores a copy
+# of a request that it still holds.
 PREDICT_RESEND_SECONDS = 5.0
 FAULT_MODES = ("sigkill", "raise")
 

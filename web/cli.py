@@ -108,13 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(config, args.port)
     if args.command == "eval":
-        # Checked before training, which takes minutes, rather than when the file is written.
-        if args.save_model and not args.train:
-            parser.error("--save-model needs --train")
-        if args.save_model and not Path(args.save_model).resolve().parent.is_dir():
-            parser.error(f"--save-model: no such directory: {Path(args.save_model).parent}; create it first")
-        if args.save_model and Path(args.save_model).is_dir():
-            parser.error(f"--save-model: {args.save_model} is a directory; give a file name such as {Path(args.save_model) / 'trained.pt'}")
+        if args.save_model:
+            _check_save_model(parser, Path(args.save_model), args.train)
         return _eval(
             config,
             args.dataset,
@@ -299,6 +294,16 @@ def _eval(
     return 0
 
 
+def _check_save_model(parser: argparse.ArgumentParser, target: Path, train: bool) -> None:
+    # Checked before training, which takes minutes, rather than when the file is written.
+    if not train:
+        parser.error("--save-model needs --train")
+    if target.is_dir():
+        parser.error(f"--save-model: {target} is a directory; give a file name such as {target / 'trained.pt'}")
+    if not target.resolve().parent.is_dir():
+        parser.error(f"--save-model: no such directory: {target.parent}; create it first")
+
+
 def _save_model(checkpoint: Path, destination: str) -> None:
     import shutil
 
@@ -307,7 +312,7 @@ def _save_model(checkpoint: Path, destination: str) -> None:
     except OSError as exc:
         # The evaluation goes on: its figures are worth having even without the file.
         log.error("eval_model_not_saved", path=destination, error=str(exc))
-        sys.stderr.write(f"pain eval: could not write --save-model {destination}: {exc.strerror}; the evaluation goes on\n")
+        sys.stderr.write(f"pain eval: writing --save-model {destination} failed: {exc.strerror}. The evaluation goes on.\n")
         return
     log.info("eval_model_saved", path=destination)
 

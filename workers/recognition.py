@@ -74,8 +74,8 @@ def trained_models(checkpoint: Path) -> tuple:
     # or weights of another shape, and the state lookup KeyError for a torch file of another kind.
     except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError) as exc:
         raise TrainedModelError(
-            f"{checkpoint} is not a trained-model file ({type(exc).__name__}); give the autoencoder.pt of a"
-            " model version, or a file written by `pain eval --train --save-model`"
+            f"{checkpoint} is not a trained-model file ({type(exc).__name__}). Give the autoencoder.pt of a"
+            " model version, or a file written by `pain eval --train --save-model`."
         ) from exc
 
 

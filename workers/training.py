@@ -106,7 +106,7 @@ def run_training(
     from model.features import DenseExtractor
     from model.intake import decode_image
     from model.museum_head import CHECKPOINT_KEY, head_state
-    from model.train_autoencoder import checkpoint_history, train
+    from model.train_autoencoder import checkpoint_history, save_atomically, train
     from model.train_head import head_checkpoint_history, train_head
     from workers.recognition import AUTOENCODER_FILE, RecognitionService, configure_threads, trained_models
 
@@ -218,15 +218,6 @@ def run_training(
     version = store.publish(write)
     store.set_target(version)
     return version
-
-
-def save_atomically(state: dict, path: Path) -> None:
-    """Write a torch file so that a run killed while writing leaves the previous one or none."""
-    import torch
-
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)
 
 
 def load_described(path: Path, painting_ids: list[str], photos: int):
